@@ -1,0 +1,1 @@
+"""The step engine: steps as data, batched facts, check -> diff -> apply."""

@@ -1,0 +1,95 @@
+"""check -> diff -> apply for one section on one host.
+
+Facts come in one batch; each step is then planned against its fact and, if
+it must change and this is not a dry run, applied. A changed step notifies
+its handlers (a unit file change makes the service restart once). The first
+failure stops the host with the command's exit code and last output lines.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..errors import RunbookError
+from ..transport import Transport
+from .facts import gather
+from .output import Output
+from .results import CHANGED, FAILED, OK, SKIPPED, SectionResult, StepResult
+from .steps import Plan, RunState, Step
+from .wait import HttpWait
+
+
+def run_steps(
+    transport: Transport,
+    section: str,
+    guide: str,
+    steps: list[Step],
+    out: Output,
+    dry_run: bool = False,
+    hints: dict[str, str] | None = None,
+) -> SectionResult:
+    """Run *steps* on *transport*; never raises for a step failure, it is reported."""
+    started, commands_before = time.monotonic(), transport.commands
+    result = SectionResult(host=transport.name, section=section, dry_run=dry_run)
+    out.section(transport.name, section, guide, dry_run)
+    try:
+        facts = gather(transport, steps)
+    except RunbookError as err:
+        result.steps.append(StepResult(transport.name, section, guide, "gather facts", FAILED, error=str(err)))
+        out.step(result.steps[-1], dry_run)
+        return _finish(result, started, transport, commands_before)
+    state = RunState()
+    failed = False
+    for step, fact in zip(steps, facts, strict=True):
+        if failed:
+            result.steps.append(StepResult(transport.name, section, step.guide, step.title, SKIPPED))
+            continue
+        step_started = time.monotonic()
+        plan = step.plan(fact, state)
+        record = _apply(transport, step, plan, out, dry_run)
+        record.seconds = round(time.monotonic() - step_started, 3)
+        if record.status == FAILED:
+            failed = True
+            record.hint = (hints or {}).get(step.guide, "")
+        if record.status == CHANGED and step.notify:
+            state = RunState(notified=state.notified | set(step.notify))
+        result.steps.append(record)
+        out.step(record, dry_run)
+    return _finish(result, started, transport, commands_before)
+
+
+def _apply(transport: Transport, step: Step, plan: Plan, out: Output, dry_run: bool) -> StepResult:
+    base = dict(host=transport.name, section="", guide=step.guide, title=step.title)
+    if isinstance(step, HttpWait) and plan.data == "wait":
+        if dry_run:
+            return StepResult(**base, status=OK, summary=f"would {plan.summary}")
+        healthy, code = step.wait(
+            lambda script: transport.run(script).stdout,
+            lambda message: out.progress(transport.name, message),
+        )
+        if healthy:
+            return StepResult(**base, status=OK, summary=f"{step.url} answers {code}")
+        journal = transport.run(step.journal_script()).stdout
+        return StepResult(**base, status=FAILED, summary=f"{step.url} did not answer {step.expect} "
+                          f"within {step.timeout}s (last: {code or 'no answer'})",
+                          error=f"last lines of the {step.unit} journal:\n{journal}")
+    if not plan.changed:
+        return StepResult(**base, status=OK, summary=plan.summary)
+    if dry_run:
+        script = step.script(plan)
+        diff = plan.diff or f"+ run: {script}\n"
+        return StepResult(**base, status=CHANGED, summary=plan.summary, diff=diff)
+    out.progress(transport.name, f"{step.title}: {plan.summary}", force=True)
+    run = transport.run(step.script(plan))
+    if not run.ok:
+        return StepResult(**base, status=FAILED, summary=plan.summary,
+                          error=f"exit code {run.rc}; last output:\n{run.tail()}")
+    return StepResult(**base, status=CHANGED, summary=plan.summary, diff=plan.diff)
+
+
+def _finish(result: SectionResult, started: float, transport: Transport, before: int) -> SectionResult:
+    for step in result.steps:
+        step.section = result.section
+    result.seconds = round(time.monotonic() - started, 3)
+    result.commands = transport.commands - before
+    return result

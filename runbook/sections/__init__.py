@@ -1,0 +1,36 @@
+"""The guide's sections, in the order the guide runs them.
+
+Each entry maps a task name to the guide section it implements and to the
+function that builds its steps for one host. ``fab deploy`` walks this
+table; ``inv <name>`` runs one entry; ``inv docs`` documents it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..config import Config
+from ..engine.steps import Step
+from . import ai_server
+from .common import HostInfo
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    guide: str
+    title: str
+    build: Callable[[Config, HostInfo], list[Step]]
+    # guide step -> troubleshoot item worth running when that step fails
+    hints: dict[str, str] = field(default_factory=dict)
+
+
+HOST_SECTIONS: dict[str, Section] = {
+    s.name: s
+    for s in [
+        Section("ai-server", "4", "FastAPI service (:8000)", ai_server.steps,
+                hints={"4-2": "inv troubleshoot --only B-13 (python3-venv) / B-14 (missing modules)",
+                       "4-6": "inv troubleshoot --only B-14 / B-15 / B-18"}),
+    ]
+}

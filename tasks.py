@@ -1,0 +1,37 @@
+"""Invoke/Fabric tasks: one per guide section, plus deploy and the sandbox.
+
+`inv --list` and `fab --list` show the same tasks (fabfile.py re-exports this
+collection). Every section task takes the same flags: --dry-run, --local,
+--hosts, --report, --diff, --config.
+"""
+
+from invoke import Collection, task
+
+from runbook import cli
+from runbook.sections import HOST_SECTIONS
+from runbook.tasks_sandbox import sandbox
+
+
+def _section_task(name: str):
+    section = HOST_SECTIONS[name]
+
+    def body(c, config=cli.Options.config, dry_run=False, local=False, hosts="", report="", diff=False):
+        cli.run_host_sections([name], cli.Options(config, dry_run, local, hosts, report, diff))
+
+    body.__name__ = name.replace("-", "_")
+    body.__doc__ = f"Guide §{section.guide}: {section.title}. Idempotent; --dry-run shows the diff."
+    return task(name=name, help=cli.COMMON_HELP)(body)
+
+
+@task(help={**cli.COMMON_HELP, "only": "comma-separated sections to run", "skip": "sections to leave out",
+            "start": "start at this section (after a fix)"})
+def deploy(c, config=cli.Options.config, dry_run=False, local=False, hosts="", report="", diff=False,
+           only="", skip="", start=""):
+    """Every section in guide order (ai-server ...). A second run changes nothing."""
+    names = cli.select_sections(list(HOST_SECTIONS), only, skip, start)
+    cli.run_host_sections(names, cli.Options(config, dry_run, local, hosts, report, diff))
+
+
+ns = Collection(deploy, sandbox)
+for _name in HOST_SECTIONS:
+    ns.add_task(_section_task(_name))
