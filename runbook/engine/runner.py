@@ -45,6 +45,8 @@ def run_steps(
             result.steps.append(StepResult(transport.name, section, step.guide, step.title, SKIPPED))
             continue
         step_started = time.monotonic()
+        if state.notified & set(step.refresh_on) and not dry_run:
+            fact = gather(transport, [step])[0]
         plan = step.plan(fact, state)
         record = _apply(transport, step, plan, out, dry_run)
         record.seconds = round(time.monotonic() - step_started, 3)
@@ -63,16 +65,17 @@ def _apply(transport: Transport, step: Step, plan: Plan, out: Output, dry_run: b
     if isinstance(step, HttpWait) and plan.data == "wait":
         if dry_run:
             return StepResult(**base, status=OK, summary=f"would {plan.summary}")
-        healthy, code = step.wait(
+        healthy, detail = step.wait(
             lambda script: transport.run(script).stdout,
             lambda message: out.progress(transport.name, message),
         )
         if healthy:
-            return StepResult(**base, status=OK, summary=f"{step.url} answers {code}")
+            return StepResult(**base, status=OK, summary=f"{step.url} answers {detail}")
         journal = transport.run(step.journal_script()).stdout
-        return StepResult(**base, status=FAILED, summary=f"{step.url} did not answer {step.expect} "
-                          f"within {step.timeout}s (last: {code or 'no answer'})",
+        return StepResult(**base, status=FAILED, summary=f"{step.url}: {detail}",
                           error=f"last lines of the {step.unit} journal:\n{journal}")
+    if plan.error:
+        return StepResult(**base, status=FAILED, summary=plan.summary, error=plan.error)
     if not plan.changed:
         return StepResult(**base, status=OK, summary=plan.summary)
     if dry_run:

@@ -26,6 +26,7 @@ class Plan:
     summary: str = ""
     diff: str = ""
     data: object = None
+    error: str = ""  # a check that found the host wrong and cannot repair it itself
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class Step:
     guide: str
     title: str
     notify: tuple[str, ...] = ()
+    # Re-read the fact (one extra command) when an earlier step notified one of these:
+    # the batch was gathered before that change, e.g. before a service restart.
+    refresh_on: tuple[str, ...] = ()
 
     def probe(self) -> str:
         """Shell that prints the fact; it must not change anything."""
@@ -109,14 +113,25 @@ class Directory(Step):
         }
 
 
-def write_file_script(path: str, content: bytes, owner: str, group: str, mode: int) -> str:
-    """Atomic write: a 0600 temp file in the same directory, then rename over the target."""
+def write_file_script(path: str, content: bytes, owner: str, group: str, mode: int, validate: str = "") -> str:
+    """Atomic write: a 0600 temp file in the same directory, optionally validated, then renamed."""
     payload = base64.encodebytes(content).decode()
-    directory = path.rsplit("/", 1)[0] or "/"
+    directory, name = path.rsplit("/", 1)
+    directory = directory or "/"
+    check = ""
+    if validate:
+        # Validators often care about the file name (systemd-analyze wants *.service).
+        command = validate.replace("{path}", '"$vdir"/' + q(name))
+        check = (f"vdir=$(mktemp -d)\ncp \"$tmp\" \"$vdir\"/{q(name)}\n"
+                 f"( {command} ) || "
+                 f"{{ rc=$?; rm -rf \"$vdir\"; echo {q('validation of ' + path + ' failed; file left unchanged')} >&2;"
+                 f" exit $rc; }}\nrm -rf \"$vdir\"\n")
     return (
+        "set -e\n"
         f"tmp=$(mktemp -p {q(directory)} .l4rb.XXXXXX)\n"
         f"trap 'rm -f \"$tmp\"' EXIT\n"
         f"base64 -d > \"$tmp\" <<'L4RB_EOF'\n{payload}L4RB_EOF\n"
+        f"{check}"
         f"chown {q(owner)}:{q(group)} \"$tmp\"\nchmod {mode:04o} \"$tmp\"\n"
         f"mv -f \"$tmp\" {q(path)}\ntrap - EXIT\n"
     )
@@ -132,6 +147,8 @@ class File(Step):
     group: str = ""
     mode: int = 0o644
     secret: bool = False
+    # Shell run on a copy with the same base name before the rename; non-zero keeps the old file.
+    validate: str = ""
 
     @property
     def _group(self) -> str:
@@ -168,14 +185,16 @@ class File(Step):
     def script(self, plan: Plan) -> str:
         if plan.data == "notfile":
             return f"echo {q(self.path + ' exists and is not a regular file')} >&2; exit 1"
-        return write_file_script(self.path, self.content.encode(), self.owner, self._group, self.mode)
+        return write_file_script(self.path, self.content.encode(), self.owner, self._group, self.mode,
+                                 self.validate)
 
     def doc(self) -> dict[str, str]:
         body = MASK if self.secret else self.content
         return {
             "checks": f"`{self.path}` content, {self.owner}:{self._group}, mode {self.mode:04o}",
             "changes": f"file `{self.path}`" + (" (secret: contents masked)" if self.secret else ""),
-            "runs": "atomic write (temp file in the same directory, then rename)",
+            "runs": "atomic write (temp file in the same directory, then rename)"
+            + (f"; validated first with `{self.validate}`" if self.validate else ""),
             "content": body,
         }
 
@@ -238,6 +257,7 @@ class PythonPackages(Step):
     python: str
     packages: tuple[str, ...]
     install: str  # shell prefix that takes package specs, e.g. "uv pip install --python X"
+    freeze: str = ""  # shell listing name==version lines; default: uv pip freeze
 
     @staticmethod
     def _name(spec: str) -> str:
@@ -246,7 +266,8 @@ class PythonPackages(Step):
         return spec.strip().lower().replace("_", "-").replace(".", "-")
 
     def probe(self) -> str:
-        return f"[ -x {q(self.python)} ] && uv pip freeze --python {q(self.python)} 2>/dev/null"
+        freeze = self.freeze or f"uv pip freeze --python {q(self.python)}"
+        return f"[ -x {q(self.python)} ] && {freeze} 2>/dev/null"
 
     def plan(self, fact: str, state: RunState) -> Plan:
         have = {}
@@ -268,7 +289,8 @@ class PythonPackages(Step):
 
     def doc(self) -> dict[str, str]:
         return {
-            "checks": f"`uv pip freeze --python {self.python}` lists " + ", ".join(self.packages),
+            "checks": f"`{self.freeze or 'uv pip freeze --python ' + self.python}` lists "
+            + ", ".join(self.packages),
             "changes": "Python packages " + ", ".join(f"`{p}`" for p in self.packages),
             "runs": self.script(Plan(True, data=self.packages)),
         }
