@@ -1,0 +1,559 @@
+"""The local Compute REST server, driven by the real google-cloud-compute client through runbook.gcp."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from google.api_core import exceptions as gexc
+from google.cloud import compute_v1
+from hypothesis import given
+from hypothesis import strategies as st
+
+from runbook import gcp
+from runbook.compute_server import ComputeServer, Faults, filters
+
+PROJECT = "demo-project"
+ZONE = "asia-northeast3-a"
+REGION = "asia-northeast3"
+FAMILY = "projects/ubuntu-os-accelerator-images/global/images/family/ubuntu-accelerator-2204-amd64-with-nvidia-580"
+DLVM = "projects/deeplearning-platform-release/global/images/family/common-cu128-ubuntu-2204-nvidia-570"
+FAST = {"op_pending_s": 0.02, "op_running_s": 0.06}
+POLICY = gcp.RetryPolicy(initial=0.01, maximum=0.05, jitter=0.01, deadline=20, timeout=10)
+
+
+@pytest.fixture
+def server():
+    with ComputeServer(faults=FAST) as srv:
+        yield srv
+
+
+@pytest.fixture
+def api(server):
+    return gcp.clients(server.url, policy=POLICY)
+
+
+def vm(name="vm1", zone=ZONE, size=200, image=FAMILY, machine="g2-standard-4", tags=("ai-server", "monitoring"),
+       maintenance="TERMINATE") -> compute_v1.Instance:  # fmt: skip
+    """The guide's section 2-3 VM, as the client sends it."""
+    return compute_v1.Instance(
+        name=name,
+        machine_type=f"zones/{zone}/machineTypes/{machine}",
+        guest_accelerators=[
+            compute_v1.AcceleratorConfig(
+                accelerator_type=f"zones/{zone}/acceleratorTypes/nvidia-l4", accelerator_count=1
+            )
+        ],
+        disks=[
+            compute_v1.AttachedDisk(
+                boot=True,
+                auto_delete=True,
+                initialize_params=compute_v1.AttachedDiskInitializeParams(
+                    disk_size_gb=size, disk_type=f"zones/{zone}/diskTypes/pd-ssd", source_image=image
+                ),
+            )
+        ],
+        scheduling=compute_v1.Scheduling(on_host_maintenance=maintenance, automatic_restart=True),
+        tags=compute_v1.Tags(items=list(tags)),
+        network_interfaces=[
+            compute_v1.NetworkInterface(
+                network="global/networks/default",
+                access_configs=[compute_v1.AccessConfig(name="External NAT", type_="ONE_TO_ONE_NAT")],
+            )
+        ],
+    )
+
+
+def firewall(name="allow-ai-server-ports", ports=("8000", "8001"), tags=("ai-server",)) -> compute_v1.Firewall:
+    return compute_v1.Firewall(
+        name=name,
+        direction="INGRESS",
+        priority=1000,
+        network="global/networks/default",
+        allowed=[compute_v1.Allowed(I_p_protocol="tcp", ports=list(ports))],
+        source_ranges=["0.0.0.0/0"],
+        target_tags=list(tags),
+    )
+
+
+def create_vm(api, **kw) -> compute_v1.Instance:
+    api.wait(api.instances.insert(project=PROJECT, zone=kw.get("zone", ZONE), instance_resource=vm(**kw)))
+    return api.instances.get(project=PROJECT, zone=kw.get("zone", ZONE), instance=kw.get("name", "vm1"))
+
+
+def nat_ip(inst: compute_v1.Instance) -> str:
+    configs = inst.network_interfaces[0].access_configs
+    return configs[0].nat_i_p if configs else ""
+
+
+def quotas(api, region=REGION) -> dict[str, tuple[float, float]]:
+    r = api.regions.get(project=PROJECT, region=region)
+    return {q.metric: (q.limit, q.usage) for q in r.quotas}
+
+
+def admin(server, path, method="GET", body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(server.url + path, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return resp.status, json.loads(resp.read())
+
+
+# -- firewalls ----------------------------------------------------------------------------------
+
+
+def test_firewall_insert_get_patch_delete(api):
+    op = api.firewalls.insert(project=PROJECT, firewall_resource=firewall())
+    assert isinstance(op, compute_v1.Operation) and "/global/operations/" in op.self_link
+    done = api.wait(op)
+    assert done.status == compute_v1.Operation.Status.DONE and done.operation_type == "insert"
+
+    got = api.firewalls.get(project=PROJECT, firewall="allow-ai-server-ports")
+    assert got.allowed[0].I_p_protocol == "tcp" and list(got.allowed[0].ports) == ["8000", "8001"]
+    assert list(got.target_tags) == ["ai-server"] and list(got.source_ranges) == ["0.0.0.0/0"]
+    assert got.network.endswith(f"projects/{PROJECT}/global/networks/default")
+
+    api.wait(api.firewalls.patch(project=PROJECT, firewall=got.name, firewall_resource={"target_tags": ["x", "y"]}))
+    patched = api.firewalls.get(project=PROJECT, firewall=got.name)
+    assert list(patched.target_tags) == ["x", "y"] and list(patched.allowed[0].ports) == ["8000", "8001"]
+    assert patched.id == got.id
+
+    assert [f.name for f in api.firewalls.list(project=PROJECT)] == ["allow-ai-server-ports"]
+    api.wait(api.firewalls.delete(project=PROJECT, firewall=got.name))
+    with pytest.raises(gexc.NotFound):
+        api.firewalls.get(project=PROJECT, firewall=got.name)
+
+
+def test_404_and_409_reach_the_client_with_the_real_shape(api):
+    api.wait(api.firewalls.insert(project=PROJECT, firewall_resource=firewall()))
+    with pytest.raises(gexc.Conflict) as conflict:
+        api.firewalls.insert(project=PROJECT, firewall_resource=firewall())
+    assert conflict.value.code == 409
+    assert conflict.value.errors == [
+        {
+            "message": f"The resource 'projects/{PROJECT}/global/firewalls/allow-ai-server-ports' already exists",
+            "domain": "global",
+            "reason": "alreadyExists",
+        }
+    ]
+    with pytest.raises(gexc.NotFound) as missing:
+        api.instances.get(project=PROJECT, zone=ZONE, instance="nope")
+    assert missing.value.errors[0]["reason"] == "notFound"
+    assert f"The resource 'projects/{PROJECT}/zones/{ZONE}/instances/nope' was not found" in str(missing.value)
+    body = missing.value.response.json()["error"]
+    assert body["code"] == 404 and body["status"] == "NOT_FOUND"
+
+
+# -- instances ----------------------------------------------------------------------------------
+
+
+def test_instance_insert_runs_with_address_tags_and_gpu(api):
+    seen = []
+    op = api.instances.insert(project=PROJECT, zone=ZONE, instance_resource=vm())
+    assert op.zone.endswith(f"/zones/{ZONE}") and op.operation_type == "insert"
+    api.wait(op, progress=lambda o: seen.append(compute_v1.Operation.Status(o.status).name))
+    assert seen[-1] == "DONE" and "RUNNING" in seen
+
+    inst = api.instances.get(project=PROJECT, zone=ZONE, instance="vm1")
+    assert inst.status == "RUNNING"
+    assert ipaddress.ip_address(nat_ip(inst)) in ipaddress.ip_network("203.0.113.0/24")
+    assert list(inst.tags.items) == ["ai-server", "monitoring"] and inst.tags.fingerprint
+    assert inst.machine_type.endswith(f"/zones/{ZONE}/machineTypes/g2-standard-4")
+    assert inst.guest_accelerators[0].accelerator_type.endswith("/acceleratorTypes/nvidia-l4")
+    assert inst.guest_accelerators[0].accelerator_count == 1
+    assert inst.scheduling.on_host_maintenance == "TERMINATE" and inst.scheduling.automatic_restart
+
+    boot = api.disks.get(project=PROJECT, zone=ZONE, disk="vm1")
+    assert boot.size_gb == 200 and boot.type_.endswith("/diskTypes/pd-ssd")
+    assert boot.source_image.endswith("ubuntu-accelerator-2204-amd64-with-nvidia-580-v20260128")
+    assert list(boot.users) == [inst.self_link]
+    assert inst.disks[0].source == boot.self_link and inst.disks[0].boot
+
+
+def test_instance_goes_provisioning_staging_running(server, api):
+    server.sim.set_faults(op_pending_s=0.1, op_running_s=0.4)
+    op = api.instances.insert(project=PROJECT, zone=ZONE, instance_resource=vm())
+    statuses, op_statuses = [], []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status = api.instances.get(project=PROJECT, zone=ZONE, instance="vm1").status
+        op_status = api.zone_operations.get(project=PROJECT, zone=ZONE, operation=op.name).status.name
+        for seen, value in ((statuses, status), (op_statuses, op_status)):
+            if not seen or seen[-1] != value:
+                seen.append(value)
+        if op_status == "DONE":
+            break
+        time.sleep(0.02)
+    final = api.instances.get(project=PROJECT, zone=ZONE, instance="vm1").status
+    if statuses[-1] != final:
+        statuses.append(final)
+    assert statuses == ["PROVISIONING", "STAGING", "RUNNING"]
+    assert op_statuses == ["PENDING", "RUNNING", "DONE"]
+
+
+def test_stop_and_start(api):
+    create_vm(api)
+    api.wait(api.instances.stop(project=PROJECT, zone=ZONE, instance="vm1"))
+    stopped = api.instances.get(project=PROJECT, zone=ZONE, instance="vm1")
+    assert stopped.status == "TERMINATED" and not nat_ip(stopped)  # ephemeral address released
+    api.wait(api.instances.stop(project=PROJECT, zone=ZONE, instance="vm1"))  # stopping twice is fine
+
+    api.wait(api.instances.start(project=PROJECT, zone=ZONE, instance="vm1"))
+    started = api.instances.get(project=PROJECT, zone=ZONE, instance="vm1")
+    assert started.status == "RUNNING" and nat_ip(started)
+
+
+def test_set_tags_needs_the_current_fingerprint(api):
+    inst = create_vm(api, tags=("monitoring",))
+    current = inst.tags.fingerprint
+    tags = compute_v1.Tags(items=["monitoring", "ai-server"], fingerprint=current)
+    api.wait(api.instances.set_tags(project=PROJECT, zone=ZONE, instance="vm1", tags_resource=tags))
+    updated = api.instances.get(project=PROJECT, zone=ZONE, instance="vm1").tags
+    assert list(updated.items) == ["monitoring", "ai-server"] and updated.fingerprint != current
+
+    stale = compute_v1.Tags(items=["ai-server"], fingerprint=current)
+    with pytest.raises(gexc.PreconditionFailed) as err:
+        api.instances.set_tags(project=PROJECT, zone=ZONE, instance="vm1", tags_resource=stale)
+    assert err.value.code == 412 and err.value.errors[0]["reason"] == "conditionNotMet"
+
+
+def test_delete_removes_vm_and_auto_delete_boot_disk(api, server):
+    server.sim.seed_disk(PROJECT, ZONE, "data", 10, "pd-standard")
+    create_vm(api)
+    api.wait(api.instances.delete(project=PROJECT, zone=ZONE, instance="vm1"))
+    with pytest.raises(gexc.NotFound):
+        api.instances.get(project=PROJECT, zone=ZONE, instance="vm1")
+    assert [d.name for d in api.disks.list(project=PROJECT, zone=ZONE)] == ["data"]
+
+
+def test_disk_in_use_cannot_be_deleted(api):
+    create_vm(api)
+    with pytest.raises(gexc.BadRequest) as err:
+        api.disks.delete(project=PROJECT, zone=ZONE, disk="vm1")
+    assert err.value.errors[0]["reason"] == "resourceInUseByAnotherResource"
+
+
+def test_same_request_id_gives_the_same_operation(server, api):
+    req = {"project": PROJECT, "zone": ZONE, "instance_resource": vm(), "request_id": "a6c3b1f0-retry-test"}
+    first = api.instances.raw.insert_unary(request=req)
+    again = api.instances.raw.insert_unary(request=req)
+    assert first.name == again.name
+    assert [i.name for i in api.instances.list(project=PROJECT, zone=ZONE)] == ["vm1"]
+
+
+def test_deep_learning_image_is_refused_on_g2(api):
+    with pytest.raises(gexc.BadRequest) as err:
+        api.instances.insert(project=PROJECT, zone=ZONE, instance_resource=vm(image=DLVM))
+    assert "features are not compatible for creating instance" in str(err.value)
+    assert "g2-standard-4" in str(err.value)
+
+
+def test_gpu_vm_must_not_live_migrate(api):
+    with pytest.raises(gexc.BadRequest, match="do not support live migration"):
+        api.instances.insert(project=PROJECT, zone=ZONE, instance_resource=vm(maintenance="MIGRATE"))
+
+
+def test_missing_image_family_and_unknown_machine(api):
+    with pytest.raises(gexc.BadRequest, match="referenced image resource cannot be found"):
+        api.instances.insert(project=PROJECT, zone=ZONE, instance_resource=vm(image=FAMILY + "-nope"))
+    with pytest.raises(gexc.BadRequest, match="Machine type with name 'g2-standard-4' does not exist"):
+        api.instances.insert(project=PROJECT, zone="asia-northeast3-c", instance_resource=vm(zone="asia-northeast3-c"))
+
+
+# -- images, accelerators, regions --------------------------------------------------------------
+
+
+def test_image_from_family_is_the_newest_non_deprecated(api, server):
+    img = api.images.get_from_family(
+        project="ubuntu-os-accelerator-images", family="ubuntu-accelerator-2204-amd64-with-nvidia-580"
+    )
+    assert img.name == "ubuntu-accelerator-2204-amd64-with-nvidia-580-v20260128" and img.status == "READY"
+    assert img.self_link.endswith("/projects/ubuntu-os-accelerator-images/global/images/" + img.name)
+
+    listed = api.images.list(request={"project": "ubuntu-os-accelerator-images", "filter": "family eq ubuntu-accel.*"})
+    assert {i.family for i in listed} >= {img.family, "ubuntu-accelerator-2204-amd64-with-nvidia-570"}
+    assert any(i.deprecated.state == "DEPRECATED" for i in listed)
+    assert api.images.get_from_family(
+        project="deeplearning-platform-release", family="common-cu128-ubuntu-2204-nvidia-570"
+    )
+
+    server.sim.set_faults(hidden_image_families=[img.family])  # the family was renamed
+    with pytest.raises(gexc.NotFound):
+        api.images.get_from_family(project="ubuntu-os-accelerator-images", family=img.family)
+
+
+def test_accelerator_types_list_l4_zones(api, server):
+    server.sim.set_faults(accelerator_zones={"nvidia-l4": ["asia-northeast3-a", "asia-northeast3-b", "us-central1-a"]})
+    pairs = api.accelerator_types.aggregated_list(request={"project": PROJECT, "filter": "name = nvidia-l4"})
+    zones = sorted(scope.split("/")[-1] for scope, scoped in pairs if scoped.accelerator_types)
+    assert zones == ["asia-northeast3-a", "asia-northeast3-b", "us-central1-a"]
+    in_zone = api.accelerator_types.list(project=PROJECT, zone="asia-northeast3-b")
+    assert [(a.name, a.description) for a in in_zone] == [("nvidia-l4", "NVIDIA L4")]
+    assert not api.accelerator_types.list(project=PROJECT, zone="asia-northeast3-c")
+
+
+def test_region_quota_usage_follows_instances_and_disks(api):
+    before = quotas(api)
+    assert before["SSD_TOTAL_GB"] == (250.0, 0.0) and before["NVIDIA_L4_GPUS"][1] == 0.0
+    create_vm(api)
+    after = quotas(api)
+    assert after["SSD_TOTAL_GB"][1] == 200.0 and after["CPUS"][1] == 4.0
+    assert after["NVIDIA_L4_GPUS"][1] == 1.0 and after["INSTANCES"][1] == 1.0
+    api.wait(api.instances.stop(project=PROJECT, zone=ZONE, instance="vm1"))
+    stopped = quotas(api)
+    assert stopped["CPUS"][1] == 0.0 and stopped["NVIDIA_L4_GPUS"][1] == 0.0
+    assert stopped["SSD_TOTAL_GB"][1] == 200.0 and stopped["INSTANCES"][1] == 1.0  # disks stay
+
+
+# -- failures the guide ran into -----------------------------------------------------------------
+
+
+def test_ssd_quota_exceeded_inside_the_operation(api, server):
+    server.sim.seed_disk(PROJECT, "asia-northeast3-b", "old-data", 100, "pd-ssd")  # guide B-16
+    op = api.instances.insert(project=PROJECT, zone=ZONE, instance_resource=vm(size=200))
+    with pytest.raises(gcp.OperationError) as err:
+        api.wait(op)
+    failed = err.value
+    assert failed.code == "QUOTA_EXCEEDED" and failed.http_status == 403
+    assert failed.errors[0].message == "Quota 'SSD_TOTAL_GB' exceeded. Limit: 250.0 in region asia-northeast3."
+    info = failed.errors[0].error_details[0].quota_info
+    assert info.metric_name == "compute.googleapis.com/ssd_total_storage" and info.limit == 250.0
+    assert info.dimensions["region"] == REGION
+    assert failed.operation.http_error_message == "FORBIDDEN"
+    with pytest.raises(gexc.NotFound):  # nothing was created
+        api.instances.get(project=PROJECT, zone=ZONE, instance="vm1")
+
+
+def test_quota_errors_can_be_synchronous(api, server):
+    server.sim.set_faults(quota_errors="sync", quota_limits={"SSD_TOTAL_GB": 100})
+    with pytest.raises(gexc.Forbidden) as err:
+        api.instances.insert(project=PROJECT, zone=ZONE, instance_resource=vm(size=200))
+    assert err.value.errors[0]["reason"] == "quotaExceeded"
+    assert "Quota 'SSD_TOTAL_GB' exceeded. Limit: 100.0 in region asia-northeast3." in str(err.value)
+
+
+def test_stockout_in_an_injected_zone(api, server):
+    server.sim.set_faults(stockout_zones=[ZONE])
+    with pytest.raises(gcp.OperationError) as err:
+        api.wait(api.instances.insert(project=PROJECT, zone=ZONE, instance_resource=vm()))
+    assert err.value.code == "ZONE_RESOURCE_POOL_EXHAUSTED" and err.value.http_status == 503
+    assert f"The zone 'projects/{PROJECT}/zones/{ZONE}' does not have enough resources" in err.value.errors[0].message
+    meta = err.value.errors[0].error_details[2].error_info.metadatas
+    assert meta["zone"] == ZONE and meta["zonesAvailable"] == "asia-northeast3-b"
+    with pytest.raises(gexc.NotFound):
+        api.instances.get(project=PROJECT, zone=ZONE, instance="vm1")
+    other = create_vm(api, zone="asia-northeast3-b")  # the next zone has capacity
+    assert other.status == "RUNNING"
+
+
+def test_start_of_a_stopped_vm_can_hit_a_stockout(api, server):
+    create_vm(api)
+    api.wait(api.instances.stop(project=PROJECT, zone=ZONE, instance="vm1"))
+    server.sim.set_faults(stockout_zones=[ZONE])
+    with pytest.raises(gcp.OperationError, match="ZONE_RESOURCE_POOL_EXHAUSTED"):
+        api.wait(api.instances.start(project=PROJECT, zone=ZONE, instance="vm1"))
+    assert api.instances.get(project=PROJECT, zone=ZONE, instance="vm1").status == "TERMINATED"
+
+
+# -- backend hook -------------------------------------------------------------------------------
+
+
+class HostBackend:
+    """Boots when told to and answers from a test network, like the sandbox will."""
+
+    def __init__(self, fail=False):
+        self.fail, self.calls = fail, []
+        self.booting, self.release = threading.Event(), threading.Event()
+
+    def create(self, instance):
+        self.calls.append(("create", instance["name"], list(instance["tags"].get("items", []))))
+        self.booting.set()
+        self.release.wait(10)
+        if self.fail:
+            raise RuntimeError("host did not boot")
+        return "10.231.7.2"
+
+    def start(self, instance):
+        self.calls.append(("start", instance["name"]))
+        return "10.231.7.2"
+
+    def stop(self, instance):
+        self.calls.append(("stop", instance["name"]))
+
+    def delete(self, instance):
+        self.calls.append(("delete", instance["name"]))
+
+
+def test_backend_boot_shows_as_a_running_operation():
+    backend = HostBackend()
+    with ComputeServer(faults=FAST, backend=backend) as srv:
+        api = gcp.clients(srv.url, policy=POLICY)
+        op = api.instances.insert(project=PROJECT, zone=ZONE, instance_resource=vm())
+        assert backend.booting.wait(5)
+        assert api.zone_operations.get(project=PROJECT, zone=ZONE, operation=op.name).status.name == "RUNNING"
+        assert api.instances.get(project=PROJECT, zone=ZONE, instance="vm1").status == "STAGING"
+        backend.release.set()
+        api.wait(op)
+        assert nat_ip(api.instances.get(project=PROJECT, zone=ZONE, instance="vm1")) == "10.231.7.2"
+        for verb in ("stop", "start", "delete"):
+            api.wait(getattr(api.instances, verb)(project=PROJECT, zone=ZONE, instance="vm1"))
+    assert backend.calls == [
+        ("create", "vm1", ["ai-server", "monitoring"]),
+        ("stop", "vm1"),
+        ("start", "vm1"),
+        ("delete", "vm1"),
+    ]
+
+
+def test_backend_failure_fails_the_operation_and_leaves_nothing():
+    backend = HostBackend(fail=True)
+    backend.release.set()
+    with ComputeServer(faults=FAST, backend=backend) as srv:
+        api = gcp.clients(srv.url, policy=POLICY)
+        with pytest.raises(gcp.OperationError, match="host did not boot"):
+            api.wait(api.instances.insert(project=PROJECT, zone=ZONE, instance_resource=vm()))
+        assert not api.instances.list(project=PROJECT, zone=ZONE)
+        assert not api.disks.list(project=PROJECT, zone=ZONE)
+
+
+# -- operations, admin, persistence, CLI ---------------------------------------------------------
+
+
+def test_operations_get_list_and_404(api):
+    op = api.firewalls.insert(project=PROJECT, firewall_resource=firewall())
+    api.wait(op)
+    assert api.global_operations.get(project=PROJECT, operation=op.name).progress == 100
+    assert op.name in [o.name for o in api.global_operations.list(project=PROJECT)]
+    with pytest.raises(gexc.NotFound):
+        api.zone_operations.get(project=PROJECT, zone=ZONE, operation=op.name)  # it is global
+
+
+def test_admin_endpoints(server, api):
+    status, faults = admin(server, "/_admin/faults", "POST", {"stockout_zones": ["us-central1-a"], "seed": 3})
+    assert status == 200 and faults["stockout_zones"] == ["us-central1-a"] and faults["seed"] == 3
+    assert server.sim.faults.stockout_zones == ["us-central1-a"]
+    status, disk = admin(
+        server, "/_admin/disks", "POST", {"project": PROJECT, "zone": ZONE, "name": "old", "sizeGb": 240}
+    )
+    assert status == 201 and disk["sizeGb"] == "240"
+    assert quotas(api)["SSD_TOTAL_GB"][1] == 240.0
+    _, state = admin(server, "/_admin/state")
+    assert "old" in state["projects"][PROJECT]["disks"][ZONE]
+    with pytest.raises(urllib.error.HTTPError) as bad:
+        admin(server, "/_admin/faults", "POST", {"error_rate": 2})
+    assert bad.value.code == 400
+    admin(server, "/_admin/state", "DELETE")
+    assert not api.disks.list(project=PROJECT, zone=ZONE)
+
+
+def test_state_survives_a_restart(tmp_path):
+    path = tmp_path / "compute.json"
+    with ComputeServer(state_path=str(path), faults={**FAST, "stockout_zones": ["us-east4-a"]}) as srv:
+        api = gcp.clients(srv.url, policy=POLICY)
+        api.wait(api.firewalls.insert(project=PROJECT, firewall_resource=firewall()))
+        address = nat_ip(create_vm(api))
+    with ComputeServer(state_path=str(path)) as srv:
+        api = gcp.clients(srv.url, policy=POLICY)
+        assert api.firewalls.get(project=PROJECT, firewall="allow-ai-server-ports").priority == 1000
+        assert nat_ip(api.instances.get(project=PROJECT, zone=ZONE, instance="vm1")) == address
+        assert srv.sim.faults.stockout_zones == ["us-east4-a"]
+
+
+def test_unfinished_operation_resumes_after_restart(tmp_path):
+    path = tmp_path / "compute.json"
+    srv = ComputeServer(state_path=str(path), faults={"op_pending_s": 5, "op_running_s": 0.05}).start()
+    api = gcp.clients(srv.url, policy=POLICY)
+    op = api.firewalls.insert(project=PROJECT, firewall_resource=firewall())
+    srv.stop()
+    with ComputeServer(state_path=str(path), faults=FAST) as srv2:  # faults given win over saved ones
+        api = gcp.clients(srv2.url, policy=POLICY)
+        assert api.wait(op, timeout=10).status == compute_v1.Operation.Status.DONE
+
+
+def test_cli_prints_its_url_and_serves(tmp_path):
+    state = tmp_path / "cli.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runbook.compute_server", "--port", "0", "--state", str(state),
+         "--stockout", "us-central1-a", "--error-rate", "0.3", "--seed", "5",
+         "--disk", f"{PROJECT}/{ZONE}/old:100", "--accelerator", "nvidia-l4=us-east4-b",
+         "--backend", "runbook.compute_server.backend:DocumentationBackend"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(url + "/_admin/faults", timeout=5) as resp:
+            faults = json.loads(resp.read())
+        assert faults["stockout_zones"] == ["us-central1-a"] and faults["error_rate"] == 0.3 and faults["seed"] == 5
+        api = gcp.clients(url, policy=POLICY)
+        assert [d.name for d in api.disks.list(project=PROJECT, zone=ZONE)] == ["old"]
+        assert [a.name for a in api.accelerator_types.list(project=PROJECT, zone="us-east4-b")] == ["nvidia-l4"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert json.loads(state.read_text())["faults"]["seed"] == 5
+
+
+def test_finished_operations_are_pruned(api, server, monkeypatch):
+    monkeypatch.setattr("runbook.compute_server.operations.KEEP_DONE", 3)
+    ops = [
+        api.wait(api.firewalls.insert(project=PROJECT, firewall_resource=firewall(name=f"fw-{i}"))) for i in range(6)
+    ]
+    api.wait(api.firewalls.delete(project=PROJECT, firewall="fw-0"))
+    kept = [o.name for o in api.global_operations.list(project=PROJECT)]
+    assert len(kept) <= 4 and ops[-1].name in kept and ops[0].name not in kept
+
+
+def test_concurrent_clients_do_not_trip_over_each_other(api):
+    names = [f"fw-{i}" for i in range(8)]
+    errors = []
+
+    def make(name):
+        try:
+            api.wait(api.firewalls.insert(project=PROJECT, firewall_resource=firewall(name=name)))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=make, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert not errors
+    assert sorted(f.name for f in api.firewalls.list(project=PROJECT)) == names
+
+
+# -- list filters -------------------------------------------------------------------------------
+
+names = st.from_regex(r"[a-z][-a-z0-9]{0,20}", fullmatch=True)
+
+
+@given(names, names)
+def test_filter_equality_matches_exactly(a, b):
+    assert filters.matches({"name": a}, f"name = {b}") == (a == b)
+    assert filters.matches({"name": a}, f'name != "{b}"') == (a != b)
+
+
+def test_filter_forms():
+    res = {"name": "nvidia-l4", "zone": "https://x/compute/v1/projects/p/zones/us-central1-a", "tags": {"items": ["a"]}}
+    assert filters.matches(res, "name eq nvidia-.*")
+    assert not filters.matches(res, "name eq nvidia")  # whole value
+    assert filters.matches(res, "zone = us-central1-a")
+    assert filters.matches(res, "(name = nvidia-l4) (tags.items = a)")
+    assert not filters.matches(res, "(name = nvidia-l4) (tags.items = b)")
+    assert filters.matches(res, "(name = nope) OR (tags.items = a)")
+    assert filters.matches(res, "labels.env:*") is False
+
+
+def test_faults_model_rejects_nonsense():
+    with pytest.raises(ValueError):
+        Faults(error_rate=1.5)
+    assert Faults(quota_limits={"SSD_TOTAL_GB": 100}).quota_limit(REGION, "SSD_TOTAL_GB") == 100
+    assert Faults().quota_limit(REGION, "SSD_TOTAL_GB") == 250
