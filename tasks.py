@@ -32,6 +32,17 @@ def deploy(c, config=cli.Options.config, dry_run=False, local=False, hosts="", r
     cli.run_host_sections(names, cli.Options(config, dry_run, local, hosts, report, diff))
 
 
-ns = Collection(deploy, sandbox)
+@task
+def docs(c):
+    """Regenerate docs/ from the step definitions (CI fails when docs/ is stale)."""
+    from pathlib import Path
+
+    from runbook import docs as docs_mod
+
+    for path in docs_mod.write(Path(__file__).resolve().parent):
+        print(f"wrote {path.relative_to(Path(__file__).resolve().parent)}")
+
+
+ns = Collection(deploy, docs, sandbox)
 for _name in HOST_SECTIONS:
     ns.add_task(_section_task(_name))

@@ -45,7 +45,13 @@ def run_steps(
             result.steps.append(StepResult(transport.name, section, step.guide, step.title, SKIPPED))
             continue
         step_started = time.monotonic()
-        if state.notified & set(step.refresh_on) and not dry_run:
+        if state.notified & set(step.refresh_on):
+            if dry_run:  # the fact would only be known after the changes above
+                record = StepResult(transport.name, section, step.guide, step.title, OK,
+                                    summary="would check after the changes above")
+                result.steps.append(record)
+                out.step(record, dry_run)
+                continue
             fact = gather(transport, [step])[0]
         plan = step.plan(fact, state)
         record = _apply(transport, step, plan, out, dry_run)

@@ -13,7 +13,7 @@ import difflib
 import shlex
 from dataclasses import dataclass, field
 
-from ..secrets import MASK, mask
+from ..secrets import mask
 
 q = shlex.quote
 
@@ -189,7 +189,7 @@ class File(Step):
                                  self.validate)
 
     def doc(self) -> dict[str, str]:
-        body = MASK if self.secret else self.content
+        body = mask(self.content) if self.secret else self.content
         return {
             "checks": f"`{self.path}` content, {self.owner}:{self._group}, mode {self.mode:04o}",
             "changes": f"file `{self.path}`" + (" (secret: contents masked)" if self.secret else ""),

@@ -33,14 +33,20 @@ class HttpWait(Step):
     def probe(self) -> str:
         return f"curl -s -o /dev/null -w '%{{http_code}}' -m 5 {q(self.url)} 2>/dev/null; echo"
 
-    def poll_script(self) -> str:
-        """Health, the unit's state and restart count, and the current invocation's journal."""
+    def poll_script(self, invocations: list[str]) -> str:
+        """Health, the unit's invocation, state and restart count, and the journal of its invocations.
+
+        Only invocations seen since the wait began count, so an older crash in the
+        journal is never taken for this start's failure.
+        """
         unit = q(self.unit)
+        matches = " + ".join(f"_SYSTEMD_INVOCATION_ID={q(i)}" for i in invocations)
+        current = "_SYSTEMD_INVOCATION_ID=$id" + (f" + {matches}" if matches else "")
         return (
             f"{self.probe()}\n"
+            f"id=$(systemctl show -p InvocationID --value {unit}); echo \"$id\"\n"
             f"systemctl show -p ActiveState,NRestarts {unit} | tr '\\n' ' '; echo\n"
-            f"id=$(systemctl show -p InvocationID --value {unit})\n"
-            f"[ -n \"$id\" ] && journalctl _SYSTEMD_INVOCATION_ID=\"$id\" -o cat --no-pager -n 300 2>/dev/null\n"
+            f"[ -n \"$id\" ] && journalctl {current} -o cat --no-pager -n 300 2>/dev/null\n"
         )
 
     def phase(self, journal: str) -> str:
@@ -53,9 +59,11 @@ class HttpWait(Step):
         return reached
 
     def known_failure(self, journal: str) -> str:
+        """The advice for the first known failure in *journal*, with the line that shows it."""
         for pattern, advice in self.failures:
-            if re.search(pattern, journal):
-                return advice
+            for line in journal.splitlines():
+                if re.search(pattern, line):
+                    return f"{advice}\n      evidence: {line.strip()}"
         return ""
 
     def plan(self, fact: str, state: RunState) -> Plan:
@@ -84,11 +92,13 @@ class HttpWait(Step):
         rather than sitting out the whole timeout on a crash loop.
         """
         started = time.monotonic()
-        last = {"code": "", "why": ""}
+        last: dict = {"code": "", "why": ""}
+        invocations: list[str] = []
 
         def poll() -> bool:
-            code, _, rest = run(self.poll_script()).partition("\n")
-            state, _, journal = rest.partition("\n")
+            code, invocation, state, journal = (run(self.poll_script(invocations)).split("\n", 3) + [""] * 4)[:4]
+            if invocation.strip() and invocation.strip() not in invocations:
+                invocations.append(invocation.strip())
             last["code"] = code.strip()
             if last["code"] == str(self.expect):
                 return True

@@ -44,10 +44,16 @@ def create(name: str | None = None) -> SandboxHost:
         records = state.load()
         if name is not None and name in records:
             return _ensure_running(name, records)
-        index = host_index(name) if name is not None else _free_index(records)
-        if name is not None and index in network.existing_indices():
-            raise SandboxError(f"{name} is in use by another sandbox on this machine (netns {name} exists)")
-        return _create(index, records)
+        with state.machine_locked():
+            index = host_index(name) if name is not None else _free_index(records)
+            if name is not None and index in network.existing_indices():
+                raise SandboxError(f"{name} is in use by another sandbox on this machine (netns {name} exists)")
+            network.create(index)  # reserves the slot for every other state dir at once
+        try:
+            return _create(index, records)
+        except BaseException:
+            network.delete(index)
+            raise
 
 
 def status() -> list[SandboxHost]:

@@ -12,6 +12,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from .paths import state_dir
@@ -22,6 +23,16 @@ Record = dict[str, Any]
 @contextmanager
 def locked() -> Iterator[None]:
     with open(state_dir() / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@contextmanager
+def machine_locked() -> Iterator[None]:
+    """Held while picking a free host index: other state dirs (tests, a user's sandbox) pick too."""
+    path = Path("/run/lock/l4rb-sandbox-slots.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from ..config import Config
 from ..engine.steps import Step
-from . import ai_server
+from . import ai_server, vllm
 from .common import HostInfo
 
 
@@ -29,6 +29,11 @@ class Section:
 HOST_SECTIONS: dict[str, Section] = {
     s.name: s
     for s in [
+        Section("vllm", "3", "vLLM with EXAONE + LoRA adapters (:8001)", vllm.steps,
+                hints={"3-2": "inv troubleshoot --only B-13 (python3-venv)",
+                       "3-4": "inv troubleshoot --only B-3 (--lora-modules JSON)",
+                       "3-6": "inv troubleshoot --only B-10 / B-11 / B-12 / B-2 / B-4",
+                       "3-7": "inv troubleshoot --only B-3 / B-15"}),
         Section("ai-server", "4", "FastAPI service (:8000)", ai_server.steps,
                 hints={"4-2": "inv troubleshoot --only B-13 (python3-venv) / B-14 (missing modules)",
                        "4-6": "inv troubleshoot --only B-14 / B-15 / B-18"}),

@@ -1,0 +1,188 @@
+"""Guide section 3: vLLM with EXAONE and two LoRA adapters on port 8001.
+
+Safer than the guide in one place: the API key is not passed as
+``--api-key`` (``ps`` would show it to every user); vLLM reads VLLM_API_KEY
+from its environment, which comes from the 0600 ``vllm.env``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from ..config import Config
+from ..engine.steps import AptPackages, Command, Directory, File, Plan, PythonPackages, RunState, Service, Step, q
+from ..engine.wait import HttpWait
+from ..errors import ConfigError
+from .common import HostInfo
+
+UNIT = "vllm.service"
+# On sandbox hosts vLLM is the test double, from a local package index inside each host.
+SANDBOX_INDEX = "file:///opt/l4rb-sandbox/simple"
+
+# What a first start goes through (guide B-12), as vLLM logs it.
+PHASES = (
+    (r"(?i)download|Fetching \d+ files", "downloading the model"),
+    (r"Starting to load model", "loading weights"),
+    (r"Loading weights took|Model loading took", "weights loaded"),
+    (r"torch\.compile|Compiling a graph|Dynamo bytecode", "compiling"),
+    (r"(?i)graph captur|KV cache|init engine", "warming up"),
+    (r"Starting vLLM API server|Application startup complete", "ready"),
+)
+# Journal text of failures the guide knows, with what to do.
+FAILURES = (
+    (r"Not enough SMs to use max_autotune_gemm",
+     "torch.compile crashed on the L4 (guide B-10): set vllm.enforce_eager = true; see inv troubleshoot --only B-10"),
+    (r"cannot import name 'RopeParameters'",
+     "the model revision needs Transformers v5 (guide B-11): pin vllm.revision; see inv troubleshoot --only B-11"),
+    (r"libcuda\.so[^\n]*(not found|cannot open)",
+     "libcuda.so not found (guide B-2): check vllm.ld_library_path; see inv troubleshoot --only B-2"),
+    (r"(?i)out of memory|No available memory for the cache blocks",
+     "GPU memory (guide B-4): lower vllm.max_model_len or gpu_memory_utilization; inv troubleshoot --only B-4"),
+    (r"(?i)invalid json|error: argument --lora-modules",
+     "--lora-modules could not be parsed (guide B-3); see inv troubleshoot --only B-3"),
+)
+
+
+def env_file(cfg: Config) -> str:
+    """vllm.env of guide 3-3: scalars only (LoRA modules live in the unit, B-3)."""
+    v = cfg.settings.vllm
+    return "\n".join([
+        "# Managed by l4-runbook (guide 3-3). Scalars only; LoRA modules are in vllm.service (B-3).",
+        f"VLLM_MODEL={v.model}",
+        f"VLLM_HOST={v.host}",
+        f"VLLM_PORT={v.port}",
+        f"VLLM_API_KEY={cfg.secrets.vllm_api_key.get_secret_value()}",
+        f"VLLM_GPU_MEMORY_UTILIZATION={v.gpu_memory_utilization}",
+        f"VLLM_MAX_MODEL_LEN={v.max_model_len}",
+        f"VLLM_DTYPE={v.dtype}",
+        f"VLLM_MAX_LORA_RANK={v.max_lora_rank}",
+    ]) + "\n"
+
+
+def lora_arguments(cfg: Config) -> list[str]:
+    """One JSON object per adapter, each its own ExecStart word (B-3); checked by parsing it back."""
+    args = []
+    for adapter in cfg.settings.vllm.adapters:
+        text = json.dumps({"name": adapter.name, "path": adapter.path}, separators=(",", ":"))
+        if json.loads(text) != {"name": adapter.name, "path": adapter.path} or "'" in text:
+            raise ConfigError(f"vllm.adapters: {adapter.name!r} does not make a valid --lora-modules JSON word")
+        args.append(f"'{text}'")
+    return args
+
+
+def unit_file(cfg: Config) -> str:
+    """The unit of guide 3-4, without --api-key on the command line."""
+    v = cfg.settings.vllm
+    options = [
+        "--host ${VLLM_HOST}",
+        "--port ${VLLM_PORT}",
+        "--gpu-memory-utilization ${VLLM_GPU_MEMORY_UTILIZATION}",
+        "--max-model-len ${VLLM_MAX_MODEL_LEN}",
+        "--dtype ${VLLM_DTYPE}",
+        "--trust-remote-code",
+        "--enable-lora",
+        *(["--enforce-eager"] if v.enforce_eager else []),  # B-10
+        f"--revision {v.revision}",  # B-11
+    ]
+    if v.adapters:
+        options.append("--lora-modules \\\n      " + " \\\n      ".join(lora_arguments(cfg)))
+    options.append("--max-lora-rank ${VLLM_MAX_LORA_RANK}")
+    exec_start = f"{v.dir}/venv/bin/vllm serve ${{VLLM_MODEL}} \\\n    " + " \\\n    ".join(options)
+    return f"""\
+# Managed by l4-runbook (guide 3-4). The API key comes from vllm.env (VLLM_API_KEY), not the command line.
+[Unit]
+Description=vLLM Server (EXAONE 2.4B + LoRA)
+After=network.target
+
+[Service]
+Type=simple
+User=root
+WorkingDirectory={v.dir}
+EnvironmentFile={v.dir}/vllm.env
+Environment="PATH={v.dir}/venv/bin:/usr/local/bin:/usr/bin:/bin"
+Environment="LD_LIBRARY_PATH={v.ld_library_path}"
+Environment="HF_HOME={v.dir}/.cache/huggingface"
+Environment="TRANSFORMERS_CACHE={v.dir}/.cache/huggingface"
+
+ExecStart={exec_start}
+
+Restart=always
+RestartSec=10
+TimeoutStartSec=600
+LimitNOFILE=65536
+LimitNPROC=65536
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelsListed(Step):
+    """Guide 3-7: /v1/models lists the base model and every adapter.
+
+    The key is read from the 0600 env file on the host and piped to curl's
+    stdin, so no command line ever carries it.
+    """
+
+    env_path: str
+    url: str
+    expected: tuple[str, ...]
+
+    def probe(self) -> str:
+        return (
+            f"key=$(sed -n 's/^VLLM_API_KEY=//p' {q(self.env_path)} 2>/dev/null)\n"
+            f"printf 'Authorization: Bearer %s\\n' \"$key\" | curl -s -m 10 -H @- {q(self.url)}"
+        )
+
+    def plan(self, fact: str, state: RunState) -> Plan:
+        try:
+            listed = [m["id"] for m in json.loads(fact)["data"]]
+        except (ValueError, KeyError, TypeError):
+            return Plan(False, "no model list", error=f"{self.url} did not return a model list: {fact[:300]!r}")
+        missing = [m for m in self.expected if m not in listed]
+        if missing:
+            return Plan(False, f"missing {missing}", error=f"{self.url} lists {listed}; missing {missing}")
+        return Plan(False, f"{len(listed)} models: {', '.join(listed)}")
+
+    def script(self, plan: Plan) -> str:
+        return self.probe()
+
+    def doc(self) -> dict[str, str]:
+        return {"checks": f"`GET {self.url}` (with the key) lists {', '.join(self.expected)}",
+                "changes": "nothing (a check)", "runs": "curl with the key on stdin"}
+
+
+def steps(cfg: Config, host: HostInfo) -> list[Step]:
+    v = cfg.settings.vllm
+    user = host.login_user
+    venv = f"{v.dir}/venv"
+    vllm_index = v.index_url or (SANDBOX_INDEX if cfg.settings.inventory.target == "sandbox" else "")
+    index = f" --index-url {q(vllm_index)}" if vllm_index else ""
+    py = cfg.settings.python
+    pip_index = f" --index-url {q(py.index_url)}" if py.index_url else ""
+    expected = (v.model, *(a.name for a in v.adapters))
+    return [
+        AptPackages(guide="3-2", title="python3-venv and curl (B-13)", names=("python3-venv", "curl")),
+        Directory(guide="3-1", title=v.dir, path=v.dir, owner=user),
+        Command(guide="3-2", title=f"venv {venv}", check=f"test -x {q(venv + '/bin/python')}",
+                run=f"runuser -u {q(user)} -- python3 -m venv {q(venv)} && "
+                    f"runuser -u {q(user)} -- {q(venv + '/bin/pip')} install -q --upgrade pip{pip_index}",
+                notify=(UNIT,)),
+        PythonPackages(guide="3-2", title=f"{v.package} in the venv", python=f"{venv}/bin/python",
+                       packages=(v.package,), notify=(UNIT,),
+                       install=f"runuser -u {q(user)} -- {q(venv + '/bin/pip')} install -q{index}",
+                       freeze=f"{q(venv + '/bin/python')} -m pip list --format=freeze"),
+        File(guide="3-3", title=f"{v.dir}/vllm.env", path=f"{v.dir}/vllm.env", content=env_file(cfg),
+             mode=0o600, secret=True, notify=(UNIT,)),
+        File(guide="3-4", title=f"/etc/systemd/system/{UNIT}", path=f"/etc/systemd/system/{UNIT}",
+             content=unit_file(cfg), notify=(UNIT,), validate="systemd-analyze verify {path}"),
+        Service(guide="3-5", title=f"{UNIT} enabled and running", unit=UNIT),
+        HttpWait(guide="3-6", title=f"/health on :{v.port} (first start: download, load, compile)",
+                 url=f"http://127.0.0.1:{v.port}/health", unit=UNIT, timeout=900, phases=PHASES,
+                 failures=FAILURES, refresh_on=(UNIT,)),
+        ModelsListed(guide="3-7", title="/v1/models lists the base model and every adapter",
+                     env_path=f"{v.dir}/vllm.env", url=f"http://127.0.0.1:{v.port}/v1/models",
+                     expected=expected, refresh_on=(UNIT,)),
+    ]
