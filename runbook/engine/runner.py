@@ -8,6 +8,7 @@ failure stops the host with the command's exit code and last output lines.
 
 from __future__ import annotations
 
+import threading
 import time
 
 from ..errors import RunbookError
@@ -89,11 +90,27 @@ def _apply(transport: Transport, step: Step, plan: Plan, out: Output, dry_run: b
         diff = plan.diff or f"+ run: {script}\n"
         return StepResult(**base, status=CHANGED, summary=plan.summary, diff=diff)
     out.progress(transport.name, f"{step.title}: {plan.summary}", force=True)
-    run = transport.run(step.script(plan))
+    run = _run_with_heartbeat(transport, step.script(plan), out, step.title)
     if not run.ok:
         return StepResult(**base, status=FAILED, summary=plan.summary,
                           error=f"exit code {run.rc}; last output:\n{run.tail()}")
     return StepResult(**base, status=CHANGED, summary=plan.summary, diff=plan.diff)
+
+
+def _run_with_heartbeat(transport: Transport, script: str, out: Output, title: str, every: float = 15.0):
+    """Long installs (apt, pip, builds) print a line every few seconds, so a wait never looks like a hang."""
+    done = threading.Event()
+    started = time.monotonic()
+
+    def beat() -> None:
+        while not done.wait(every):
+            out.progress(transport.name, f"{title}: still running ({time.monotonic() - started:.0f}s)", force=True)
+
+    threading.Thread(target=beat, daemon=True).start()
+    try:
+        return transport.run(script)
+    finally:
+        done.set()
 
 
 def _finish(result: SectionResult, started: float, transport: Transport, before: int) -> SectionResult:
