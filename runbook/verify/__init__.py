@@ -1,0 +1,1 @@
+"""Guide section 6: the verification checklist (GPU, services, reachability, monitoring)."""
