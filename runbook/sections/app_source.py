@@ -75,11 +75,11 @@ class LocalSource(Step):
     def script(self, plan: Plan) -> str:
         data, digest = self._tarball
         payload = base64.encodebytes(data).decode()
-        owner = q(self.owner)
+        as_owner = f"runuser -u {q(self.owner)} --"
+        # Extracted as the owner, so the files are theirs without a chown -R over the venv.
         return (
-            f"base64 -d <<'L4RB_EOF' | tar -xz -C {q(self.dest)} --no-same-owner\n{payload}L4RB_EOF\n"
-            f"chown -R {owner}: {q(self.dest)}\n"
-            f"printf '%s\\n' {q(digest)} > {q(self.dest + '/' + STAMP)}\n"
+            f"base64 -d <<'L4RB_EOF' | {as_owner} tar -xz -C {q(self.dest)} --no-same-owner\n{payload}L4RB_EOF\n"
+            f"printf '%s\\n' {q(digest)} | {as_owner} tee {q(self.dest + '/' + STAMP)} >/dev/null\n"
         )
 
     def doc(self) -> dict[str, str]:
