@@ -77,7 +77,7 @@ def steps(cfg: Config, host: HostInfo) -> list[Step]:
                            dest=a.dir, owner=user, notify=(UNIT,))
     else:
         source = LocalSource(guide="4-1", title="application code", source=str(cfg.path(a.source.path)),
-                             dest=a.dir, owner=user, notify=(UNIT,))
+                             shown_as=a.source.path, dest=a.dir, owner=user, notify=(UNIT,))
     if a.install == "sync":
         deps: Step = Command(
             guide="4-2", title="uv sync from the app's pyproject", notify=(UNIT,),

@@ -55,6 +55,7 @@ class LocalSource(Step):
     source: str
     dest: str
     owner: str
+    shown_as: str = ""  # the path as hosts.toml says it, for output and docs
 
     @cached_property
     def _tarball(self) -> tuple[bytes, str]:
@@ -69,7 +70,7 @@ class LocalSource(Step):
         have = fact.strip()
         if have == digest:
             return Plan(False, f"code at {digest[:19]}")
-        return Plan(True, f"ship {self.source} ({digest[:19]})",
+        return Plan(True, f"ship {self.shown_as or self.source} ({digest[:19]})",
                     f"- {STAMP}: {have or '(none)'}\n+ {STAMP}: {digest}\n")
 
     def script(self, plan: Plan) -> str:
@@ -85,7 +86,7 @@ class LocalSource(Step):
     def doc(self) -> dict[str, str]:
         return {
             "checks": f"the source hash stamped in `{self.dest}/{STAMP}`",
-            "changes": f"application code in `{self.dest}` (from `{self.source}`)",
+            "changes": f"application code in `{self.dest}` (from `{self.shown_as or self.source}`)",
             "runs": f"tar -xz -C {self.dest} (a reproducible tarball sent on stdin)",
         }
 
