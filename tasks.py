@@ -7,7 +7,10 @@ collection). Every section task takes the same flags: --dry-run, --local,
 
 from invoke import Collection, task
 
-from runbook import cli
+from runbook import cli, tasks_cloud
+from runbook.cloud import CLOUD_SECTIONS
+from runbook.engine.output import Output
+from runbook.engine.results import FAILED
 from runbook.sections import HOST_SECTIONS
 from runbook.tasks_sandbox import sandbox
 
@@ -27,9 +30,16 @@ def _section_task(name: str):
             "start": "start at this section (after a fix)"})
 def deploy(c, config=cli.Options.config, dry_run=False, local=False, hosts="", report="", diff=False,
            only="", skip="", start=""):
-    """Every section in guide order (ai-server ...). A second run changes nothing."""
-    names = cli.select_sections(list(HOST_SECTIONS), only, skip, start)
-    cli.run_host_sections(names, cli.Options(config, dry_run, local, hosts, report, diff))
+    """Every section in guide order: firewall, vm, then the host sections. A second run changes nothing."""
+    names = cli.select_sections([*CLOUD_SECTIONS, *HOST_SECTIONS], only, skip, start)
+    opts = cli.Options(config, dry_run, local, hosts, report, diff)
+    out = Output(show_diff=diff)
+    cloud = tasks_cloud.run_cloud_sections(names, opts, out)
+    host_names = [n for n in names if n in HOST_SECTIONS]
+    if any(r.status == FAILED for r in cloud) or not host_names:
+        cli.finish(cloud, opts, out)  # no host sections without their VM
+        return
+    cli.run_host_sections(host_names, opts, out, prior=cloud)
 
 
 @task
@@ -43,6 +53,6 @@ def docs(c):
         print(f"wrote {path.relative_to(Path(__file__).resolve().parent)}")
 
 
-ns = Collection(deploy, docs, sandbox)
+ns = Collection(deploy, docs, sandbox, tasks_cloud.firewall, tasks_cloud.vm, tasks_cloud.cleanup)
 for _name in HOST_SECTIONS:
     ns.add_task(_section_task(_name))

@@ -86,18 +86,24 @@ def run_on_host(cfg: config_mod.Config, transport: Transport, names: Iterable[st
     return results
 
 
-def run_host_sections(names: list[str], opts: Options, out: Output | None = None) -> list[SectionResult]:
-    """Run *names* on every targeted host in parallel; exit non-zero if any step failed."""
+def run_host_sections(names: list[str], opts: Options, out: Output | None = None,
+                      prior: Iterable[SectionResult] = ()) -> list[SectionResult]:
+    """Run *names* on every targeted host in parallel; exit non-zero if any step failed.
+
+    *prior* results (the cloud sections of a deploy) go into the same summary and report.
+    """
     out = out or Output(show_diff=opts.diff)
     cfg = load(opts, out)
     try:
         hosts = transports(cfg, opts.local, opts.host_list, notify=out.warn)
     except RunbookError as err:
         out.error(str(err))
+        if prior:
+            finish(list(prior), opts, out)
         raise Exit(code=2) from None
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(hosts)))) as pool:
         per_host = list(pool.map(lambda t: run_on_host(cfg, t, names, opts, out), hosts))
-    results = [r for host_results in per_host for r in host_results]
+    results = [*prior, *(r for host_results in per_host for r in host_results)]
     finish(results, opts, out)
     return results
 

@@ -60,6 +60,62 @@ class GcpConfig(Strict):
     tags: list[Name] = ["ai-server", "monitoring"]
     # Empty: Google's endpoint with Application Default Credentials.
     api_endpoint: str = ""
+    # New VMs store their SSH host keys as guest attributes, so the key is pinned from the API.
+    guest_attributes: bool = True
+    # Longest wait for one operation (create, start, stop, delete), in seconds.
+    operation_timeout: Annotated[int, Field(ge=30, le=7200)] = 900
+
+
+class FirewallRule(Strict):
+    """One ingress rule of guide 1-1/1-2: TCP ports, from source ranges, to VMs with a tag."""
+
+    enabled: bool = True
+    name: Name
+    # Empty (api rule): the services' own ports, [ai_server.port, vllm.port].
+    ports: list[Port] = []
+    target_tag: Name
+    source_ranges: list[str]
+
+    @field_validator("source_ranges")
+    @classmethod
+    def _cidrs(cls, ranges: list[str]) -> list[str]:
+        import ipaddress
+
+        if not ranges:
+            raise ValueError("list at least one source range, e.g. \"203.0.113.7/32\"")
+        for r in ranges:
+            try:
+                ipaddress.ip_network(r, strict=True)
+            except ValueError as err:
+                raise ValueError(f"{r!r} is not a network in CIDR form ({err})") from None
+        return ranges
+
+
+class ApiFirewallRule(FirewallRule):
+    """Guide 1-1 (vLLM + FastAPI). World-open as in the guide, with a warning each run."""
+
+    name: Name = "allow-ai-server-ports"
+    target_tag: Name = "ai-server"
+    source_ranges: list[str] = ["0.0.0.0/0"]
+
+
+class MonitoringFirewallRule(FirewallRule):
+    """Guide 1-2 (node_exporter, dcgm-exporter). Default: the default VPC's own subnets only."""
+
+    name: Name = "allow-monitoring-ports"
+    ports: list[Port] = [9100, 9400]
+    target_tag: Name = "monitoring"
+    source_ranges: list[str] = ["10.128.0.0/9"]
+
+
+class FirewallConfig(Strict):
+    """Guide section 1, with safer defaults than the guide: who may connect is always explicit."""
+
+    priority: Annotated[int, Field(ge=0, le=65535)] = 1000
+    api: ApiFirewallRule = ApiFirewallRule()
+    monitoring: MonitoringFirewallRule = MonitoringFirewallRule()
+    # The exporters tell anyone about the machine: 0.0.0.0/0 for them only when said here.
+    allow_world_monitoring: bool = False
 
 
 class HostEntry(Strict):
@@ -203,15 +259,125 @@ class AiServerConfig(Strict):
         return url
 
 
+Url = Annotated[str, Field(pattern=r"^(https?|file)://[^\s'\"`$\\]+$")]
+Sha256 = Annotated[str, Field(pattern=r"^([0-9a-f]{64})?$")]
+UnitName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")]
+
+
+class GoConfig(Strict):
+    """Guide 7-3: Go for building dcgm-exporter. The guide's snap is not available everywhere."""
+
+    # tarball: the checksum-verified release below; apt: the distribution's golang-go (Ubuntu 22.04's
+    # and Debian 12's are too old for current dcgm-exporter tags); snap: the guide's way.
+    method: Literal["tarball", "apt", "snap"] = "tarball"
+    version: Annotated[str, Field(pattern=r"^\d+\.\d+(\.\d+)?$")] = "1.24.4"
+    url: Url = "https://go.dev/dl/go{version}.linux-amd64.tar.gz"
+    sha256: Sha256 = "77e5da33bb72aeaef1ba4418b6fe511bc4d041873cbf82e5aa6318740df98717"
+    apt_package: Scalar = "golang-go"
+    # GOPROXY for the build's module downloads (a mirror or an offline proxy); empty: Go's default.
+    proxy: str = ""
+
+
+class DcgmConfig(Strict):
+    """Guide 7-1, 7-2, 7-4: DCGM from the CUDA repository and dcgm-exporter built from source."""
+
+    # {distribution} becomes ubuntu2204 / debian12 ... on the host, as in the guide.
+    cuda_keyring_url: Url = (
+        "https://developer.download.nvidia.com/compute/cuda/repos/{distribution}/x86_64/cuda-keyring_1.1-1_all.deb"
+    )
+    cuda_keyring_sha256: Sha256 = ""  # checked when set
+    # A complete apt source line used INSTEAD of the keyring package (a mirror, an offline repo).
+    apt_repo: Annotated[str, Field(pattern=r"^(deb\s[^\n'\"`$\\]+)?$")] = ""
+    package: Scalar = "datacenter-gpu-manager"  # DCGM 3; DCGM 4 is datacenter-gpu-manager-4-core
+    exporter_git: Url = "https://github.com/NVIDIA/dcgm-exporter.git"
+    # DCGM major version (from libdcgm.so.N on the host) -> the dcgm-exporter tag built for it (B-7).
+    exporter_tags: dict[str, Scalar] = {"3": "3.3.9-3.6.1", "4": "4.2.3-4.1.3"}
+    port: Port = 9400
+    metrics_timeout_sec: Annotated[int, Field(ge=5, le=3600)] = 90  # B-9: the first scrape takes ~10 s
+    go: GoConfig = GoConfig()
+
+    @field_validator("exporter_tags")
+    @classmethod
+    def _majors(cls, tags: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in tags if not k.isdigit()]
+        if bad or not tags:
+            raise ValueError(f"keys must be DCGM major versions like \"3\", got {bad or 'none'}")
+        return tags
+
+
+class NodeExporterConfig(Strict):
+    """Guide 7-5: the release tarball, verified against the release's sha256sums.txt."""
+
+    version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = "1.9.0"
+    url: Url = ("https://github.com/prometheus/node_exporter/releases/download/v{version}/"
+                "node_exporter-{version}.linux-amd64.tar.gz")
+    checksums_url: Url = "https://github.com/prometheus/node_exporter/releases/download/v{version}/sha256sums.txt"
+    sha256: Sha256 = ""  # pin the tarball's digest as well (checked in addition to the list)
+    port: Port = 9100
+
+
+class AlloyConfig(Strict):
+    """Grafana Alloy, promtail's successor (log_shipper = "alloy"): the release zip, verified."""
+
+    version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = "1.10.2"
+    url: Url = "https://github.com/grafana/alloy/releases/download/v{version}/alloy-linux-amd64.zip"
+    checksums_url: Url = "https://github.com/grafana/alloy/releases/download/v{version}/SHA256SUMS"
+    sha256: Sha256 = ""
+    port: Port = 12345
+
+
+class PromtailConfig(Strict):
+    """Guide 7-6: ship journal and file logs to Loki (B-17, B-18, B-19)."""
+
+    # promtail: the guide's agent (end of life upstream); alloy: Grafana Alloy with the same labels.
+    log_shipper: Literal["promtail", "alloy"] = "promtail"
+    version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = "3.4.2"
+    url: Url = "https://github.com/grafana/loki/releases/download/v{version}/promtail-linux-amd64.zip"
+    checksums_url: Url = "https://github.com/grafana/loki/releases/download/v{version}/SHA256SUMS"
+    sha256: Sha256 = ""
+    # The guide's <LOKI_URL>, e.g. http://loki.example.com:3100 (no /loki/api/v1/push). Empty is only
+    # allowed with the sandbox target, whose hosts run a Loki receiver of their own.
+    loki_url: Annotated[str, Field(pattern=r"^(https?://[^\s'\"`$\\#{}]+)?$")] = ""
+    host_label: str = ""  # the `host` label; empty: gcp.instance_name (the guide's ai-server-l4)
+    journal_units: list[UnitName] = ["ai-server", "vllm"]  # one journal job per unit (B-19)
+    file_job: UnitName = "dojangkok-ai"  # the job for <ai_server.log_dir>/*.log (B-18)
+    port: Port = 9080
+    alloy: AlloyConfig = AlloyConfig()
+
+    @field_validator("loki_url")
+    @classmethod
+    def _no_push_path(cls, url: str) -> str:
+        if "/loki/api" in url:
+            raise ValueError("give the Loki base URL (e.g. http://loki.example.com:3100); /loki/api/v1/push is added")
+        return url.rstrip("/")
+
+    @field_validator("journal_units")
+    @classmethod
+    def _unique_units(cls, units: list[str]) -> list[str]:
+        if len(units) != len(set(units)):
+            raise ValueError(f"units must be unique, got {units}")
+        return units
+
+
+class MonitoringConfig(Strict):
+    """Guide section 7. Every URL, repository and remote can point at a mirror (air-gapped sites)."""
+
+    dcgm: DcgmConfig = DcgmConfig()
+    node_exporter: NodeExporterConfig = NodeExporterConfig()
+    promtail: PromtailConfig = PromtailConfig()
+
+
 class Settings(Strict):
     """The whole hosts.toml."""
 
     gcp: GcpConfig = GcpConfig()
+    firewall: FirewallConfig = FirewallConfig()
     inventory: InventoryConfig = InventoryConfig()
     ssh: SshConfig = SshConfig()
     python: PythonConfig = PythonConfig()
     vllm: VllmConfig = VllmConfig()
     ai_server: AiServerConfig = AiServerConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
     secrets_file: str = "secrets.env"
 
     @model_validator(mode="after")

@@ -34,6 +34,13 @@ def state_file(cfg: Config) -> Path:
     return cfg.root / STATE_DIR / "state.json"
 
 
+def _recorded(cfg: Config) -> list[dict]:
+    try:
+        return list(json.loads(state_file(cfg).read_text())["instances"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
 def targets(cfg: Config) -> list[Target]:
     s = cfg.settings
     known = str(cfg.path(s.ssh.known_hosts))
@@ -46,14 +53,16 @@ def targets(cfg: Config) -> list[Target]:
         running = [h for h in sandbox.status() if h.state == "running"]
         if not running:
             raise RunbookError("no sandbox host is running; start one with: inv sandbox.up")
+        # A VM that `inv vm` booted through the local API is the target; else every running host.
+        by_address = {h.address: h for h in running}
+        vms = [(v["name"], by_address[v["address"]]) for v in _recorded(cfg) if v.get("address") in by_address]
         # Sandbox host keys are pinned when the host is made: never trust on first use.
-        return [Target(h.name, h.address, h.ssh_user, 22, str(h.ssh_key), str(h.known_hosts), False)
-                for h in running]
+        return [Target(name, h.address, h.ssh_user, 22, str(h.ssh_key), str(h.known_hosts), False)
+                for name, h in vms or [(h.name, h) for h in running]]
     path = state_file(cfg)
-    try:
-        vms = json.loads(path.read_text())["instances"]
-    except (OSError, ValueError, KeyError):
-        raise RunbookError(f"no VM recorded in {path}; create it first with: inv vm") from None
+    vms = _recorded(cfg)
+    if not vms:
+        raise RunbookError(f"no VM recorded in {path}; create it first with: inv vm")
     return [Target(v["name"], v["address"], s.ssh.user, 22, s.ssh.key_file, known, s.ssh.trust_on_first_use)
             for v in vms]
 

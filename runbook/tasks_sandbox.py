@@ -38,6 +38,10 @@ def down(c, names=""):
     from . import sandbox
 
     sandbox.down([n for n in names.split(",") if n] or None)
+    if not names:  # every host is gone, and with them the VMs of the local Compute API
+        from .cloud import local_api
+
+        local_api.stop(forget=True)
 
 
 sandbox = Collection("sandbox", up, status, down)

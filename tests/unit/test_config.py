@@ -62,8 +62,11 @@ def test_callback_url_without_v1_is_accepted(url):
     assert s.ai_server.backend_callback_base_url == url
 
 
-@given(st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=20)
-       .filter(lambda k: k not in config.Settings.model_fields))
+@given(
+    st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=20).filter(
+        lambda k: k not in config.Settings.model_fields
+    )
+)
 def test_unknown_top_level_key_is_refused(key):
     data = example()
     data[key] = 1
@@ -106,8 +109,9 @@ def test_duplicate_adapter_names_are_refused():
 @given(st.sampled_from(["", " ", "\t"]))
 def test_empty_api_key_is_refused_b15(blank):
     with pytest.raises(ConfigError, match=r"VLLM_API_KEY: must not be empty \(guide B-15"):
-        config.load_secrets(config.parse_settings(example()), Path("/nonexistent"),
-                            {**GOOD_SECRETS, "VLLM_API_KEY": blank})
+        config.load_secrets(
+            config.parse_settings(example()), Path("/nonexistent"), {**GOOD_SECRETS, "VLLM_API_KEY": blank}
+        )
 
 
 def test_missing_secrets_are_listed_by_env_name(tmp_path):

@@ -1,0 +1,57 @@
+"""The guide's cloud sections on Compute Engine, through google-cloud-compute (REST), no gcloud.
+
+    guide 1     firewall.py   the two ingress rules (service ports, monitoring ports)
+    guide 2-1   preflight.py  newest image of the family; Deep Learning VM images refused on G2 (B-1)
+    guide 2-2   preflight.py  zones offering the L4; quota for boot disk and GPUs (B-16)
+    guide 2-3   vm.py         create (zone failover on stockout), start if stopped, tags (B-5), drift
+    guide 5-1   vm.py         the external IP, recorded in state.py for the host tasks
+    (ssh)       hostkeys.py   the VM's host key pinned before the first connection
+    guide 8     cleanup.py    stop / delete the VM, delete the rules
+
+Steps are ResourceSteps (steps.py) run by the same kind of check -> diff -> apply loop as the
+host steps. For the sandbox, local_api.py runs our Compute server with sandbox_backend.py, so
+"creating a VM" boots a sandbox host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..config import Settings
+from ..engine.results import FAILED, SectionResult
+from . import firewall, vm
+from .context import CloudContext
+from .steps import ResourceStep, run_section
+
+
+@dataclass(frozen=True)
+class CloudSection:
+    name: str
+    guide: str
+    title: str
+    build: Callable[[Settings], list[ResourceStep]]
+    host: Callable[[Settings], str]  # the label in the output and summary's host column
+
+
+CLOUD_SECTIONS: dict[str, CloudSection] = {
+    s.name: s
+    for s in [
+        CloudSection("firewall", "1", "firewall rules for the service and monitoring ports", firewall.steps,
+                     lambda s: s.gcp.project_id),
+        CloudSection("vm", "2", "the L4 VM: created, running, as configured, its IP recorded", vm.steps,
+                     lambda s: s.gcp.instance_name),
+    ]
+}
+
+
+def run(ctx: CloudContext, names: list[str]) -> list[SectionResult]:
+    """Sections in order; a failed one stops the rest (no VM without its firewall)."""
+    results = []
+    for name in names:
+        section = CLOUD_SECTIONS[name]
+        result = run_section(ctx, section.host(ctx.settings), name, section.guide, section.build(ctx.settings))
+        results.append(result)
+        if result.status == FAILED:
+            break
+    return results

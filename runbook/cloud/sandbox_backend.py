@@ -1,0 +1,94 @@
+"""A compute_server Backend whose VMs are real sandbox hosts.
+
+Inserting an instance through the local Compute API boots a sandbox host (systemd, sshd, the
+fake L4) and reports its 10.231.N.2 address as the external IP; stop powers it off keeping its
+root, start boots it again, delete removes it. Which host plays which instance is kept in
+<sandbox state dir>/compute-vms.json, so every call is idempotent: creating the same instance
+twice (a retried operation after a server restart) reuses its host.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def _key(instance: dict) -> str:
+    """project/zone/name of the instance, from its selfLink."""
+    link = instance.get("selfLink", "")
+    if "/projects/" in link:
+        parts = link.split("/projects/", 1)[1].split("/")
+        return f"{parts[0]}/{parts[2]}/{parts[-1]}"
+    return f"?/{instance.get('zone', '').rsplit('/', 1)[-1]}/{instance.get('name', '')}"
+
+
+class SandboxBackend:
+    def __init__(self, sandbox=None, folder: Path | None = None):
+        if sandbox is None:
+            from .. import sandbox
+        self.sandbox = sandbox
+        self._folder = folder
+
+    def _dir(self) -> Path:
+        if self._folder is not None:
+            return self._folder
+        from ..sandbox.paths import state_dir
+
+        return state_dir()
+
+    @contextmanager
+    def _mapping(self) -> Iterator[dict[str, str]]:
+        """instance key -> sandbox host name, read and written under a lock."""
+        folder = self._dir()
+        path = folder / "compute-vms.json"
+        with open(folder / "compute-vms.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            mapping = json.loads(path.read_text()) if path.exists() else {}
+            before = dict(mapping)
+            yield mapping
+            if mapping != before:
+                fd, tmp = tempfile.mkstemp(dir=folder, prefix=".compute-vms.")
+                with os.fdopen(fd, "w") as out:
+                    json.dump(mapping, out, indent=2, sort_keys=True)
+                os.replace(tmp, path)
+
+    def _known(self, mapping: dict[str, str], name: str | None) -> bool:
+        return name is not None and any(h.name == name for h in self.sandbox.status())
+
+    def create(self, instance: dict) -> str:
+        with self._mapping() as mapping:
+            name = mapping.get(_key(instance))
+            host = self.sandbox.create(name) if self._known(mapping, name) else self.sandbox.create()
+            mapping[_key(instance)] = host.name
+            return host.address
+
+    def start(self, instance: dict) -> str:
+        with self._mapping() as mapping:
+            name = mapping.get(_key(instance))
+            if not self._known(mapping, name):  # its host was taken down meanwhile: a fresh one
+                host = self.sandbox.create()
+                mapping[_key(instance)] = host.name
+                return host.address
+            return self.sandbox.boot(name).address
+
+    def stop(self, instance: dict) -> None:
+        with self._mapping() as mapping:
+            name = mapping.get(_key(instance))
+            if self._known(mapping, name):
+                self.sandbox.poweroff(name)
+
+    def delete(self, instance: dict) -> None:
+        with self._mapping() as mapping:
+            name = mapping.pop(_key(instance), None)
+            if self._known(mapping, name):
+                self.sandbox.remove(name)
+
+
+def factory() -> SandboxBackend:
+    """`--backend runbook.cloud.sandbox_backend:factory`"""
+    return SandboxBackend()
