@@ -13,9 +13,9 @@ $(BIN)/inv: pyproject.toml
 
 venv: $(BIN)/inv
 
-# The main job end to end on the local sandbox: boot a test host, then deploy onto it.
+# The main job end to end on the local sandbox: `fab deploy` creates the VM through the local
+# Compute API (which boots a sandbox host as the VM), then runs every host section on it.
 sandbox: venv secrets.env
-	$(BIN)/inv sandbox.up
 	$(BIN)/fab deploy
 
 # Throwaway secrets for the sandbox only (never used on a real project).
@@ -28,3 +28,4 @@ test: venv
 
 clean-sandbox: venv
 	$(BIN)/inv sandbox.down
+	rm -f .l4-runbook/state.json

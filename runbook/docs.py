@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import config
+from .cloud import CLOUD_SECTIONS
+from .cloud.cleanup import steps as cleanup_steps
 from .sections import HOST_SECTIONS
 from .sections.common import HostInfo
 
@@ -33,6 +35,18 @@ def runbook_markdown(repo: Path) -> str:
         "section run as one remote script), then *changes* only what differs, by *running* what is shown.",
         "",
     ]
+    cloud = [(name, s.guide, s.title, s.build(cfg.settings)) for name, s in CLOUD_SECTIONS.items()]
+    cloud.append(("cleanup --delete --firewall", "8", "stop or delete the VM, delete the rules",
+                  cleanup_steps(cfg.settings, vm="delete", firewall=True)))
+    for name, guide, title, steps in cloud:
+        out += [f"## `inv {name}` — guide §{guide}: {title}", "",
+                "Through the Compute Engine API (google-cloud-compute), no gcloud.", "",
+                "| guide | step | checks | changes | API calls |", "|---|---|---|---|---|"]
+        for step in steps:
+            doc = step.doc()
+            out.append(f"| {step.guide} | {_cell(step.title)} | {_cell(doc['checks'])} | "
+                       f"{_cell(doc['changes'])} | {_cell(doc['runs'])} |")
+        out.append("")
     for name, section in HOST_SECTIONS.items():
         out += [f"## `inv {name}` — guide §{section.guide}: {section.title}", "",
                 "| guide | step | checks | changes | runs |", "|---|---|---|---|---|"]

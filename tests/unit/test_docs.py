@@ -14,6 +14,8 @@ def test_runbook_doc_is_up_to_date():
 
 def test_runbook_doc_covers_every_step_and_hides_secrets():
     text = docs.runbook_markdown(REPO)
-    assert "## `inv vllm` — guide §3" in text and "## `inv ai-server` — guide §4" in text
+    for heading in ("## `inv firewall` — guide §1", "## `inv vm` — guide §2", "## `inv vllm` — guide §3",
+                    "## `inv ai-server` — guide §4", "## `inv cleanup --delete --firewall` — guide §8"):
+        assert heading in text
     assert "systemd-analyze verify" in text and "--enforce-eager" in text
     assert "VLLM_API_KEY=********" in text and "<VLLM_API_KEY>" not in text  # secret values masked
