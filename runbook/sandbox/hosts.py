@@ -12,7 +12,7 @@ import shutil
 import time
 from pathlib import Path
 
-from . import doubles_vllm, gpu_kit, guest, keys, network, nspawn, preflight, proxy, state
+from . import doubles_monitoring, doubles_vllm, gpu_kit, guest, keys, network, nspawn, preflight, proxy, state
 from .errors import SandboxError
 from .image import ensure_image
 from .model import SandboxHost
@@ -120,6 +120,7 @@ def _create(index: int, records: dict[str, state.Record]) -> SandboxHost:
         guest.provision(root, hostname=name, proxy_url=proxy_url(index), authorized_key=keys.client_public_key())
         gpu_kit.install_gpu_kit(root)
         doubles_vllm.install_vllm_index(root)
+        doubles_monitoring.install_monitoring_doubles(root)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)  # not recorded yet: leave nothing behind
         keys.unpin(guest_ip(index))

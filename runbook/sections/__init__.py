@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from ..config import Config
 from ..engine.steps import Step
-from . import ai_server, vllm
+from . import ai_server, dcgm, node_exporter, promtail, vllm
 from .common import HostInfo
 
 
@@ -37,5 +37,14 @@ HOST_SECTIONS: dict[str, Section] = {
         Section("ai-server", "4", "FastAPI service (:8000)", ai_server.steps,
                 hints={"4-2": "inv troubleshoot --only B-13 (python3-venv) / B-14 (missing modules)",
                        "4-6": "inv troubleshoot --only B-14 / B-15 / B-18"}),
+        Section("dcgm", "7", "DCGM + dcgm-exporter (GPU metrics, :9400)", dcgm.steps,
+                hints={"7-1": "inv troubleshoot --only B-6 (CUDA repository)",
+                       "7-2": "inv troubleshoot --only B-6 (Unable to locate package)",
+                       "7-3": "inv troubleshoot --only B-8 (make / build-essential)",
+                       "7-4": "inv troubleshoot --only B-7 (libdcgm.so.N) / B-9 (empty first scrape)"}),
+        Section("node-exporter", "7", "node_exporter (system metrics, :9100)", node_exporter.steps,
+                hints={"7-5": "check the release URL and checksum list in monitoring.node_exporter"}),
+        Section("promtail", "7", "log shipping to Loki (promtail or Alloy)", promtail.steps,
+                hints={"7-6": "inv troubleshoot --only B-17 (Loki unreachable) / B-18 (log dir) / B-19 (mixed logs)"}),
     ]
 }

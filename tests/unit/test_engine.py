@@ -29,8 +29,15 @@ def make_steps(tmp_path, content="hello\n", secret_value="s3cr3t-value"):
         AptPackages(guide="t", title="bash present", names=("bash",)),
         Directory(guide="t", title="dir", path=root, owner=ME, mode=0o750),
         File(guide="t", title="plain", path=f"{root}/plain.txt", content=content, owner=ME),
-        File(guide="t", title="secret", path=f"{root}/.env", content=f"KEY={secret_value}\n", owner=ME,
-             mode=0o600, secret=True),
+        File(
+            guide="t",
+            title="secret",
+            path=f"{root}/.env",
+            content=f"KEY={secret_value}\n",
+            owner=ME,
+            mode=0o600,
+            secret=True,
+        ),
         Command(guide="t", title="marker", check=f"test -e {root}/marker", run=f"touch {root}/marker"),
     ]
 

@@ -40,12 +40,18 @@ def _lora_json(name: str, path: str) -> str:
 def guide_args(port: int, *, enforce_eager: bool = True, revision: str | None = GOOD_REVISION) -> list[str]:
     """The guide's ExecStart (section 3-4), with the env file's values filled in."""
     args = [
-        "serve", MODEL,
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--gpu-memory-utilization", "0.85",
-        "--max-model-len", "8192",
-        "--dtype", "bfloat16",
+        "serve",
+        MODEL,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--gpu-memory-utilization",
+        "0.85",
+        "--max-model-len",
+        "8192",
+        "--dtype",
+        "bfloat16",
         "--trust-remote-code",
         "--enable-lora",
     ]
@@ -85,9 +91,20 @@ def vllm_bin(tmp_path_factory) -> Path:
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
     }
     subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--no-cache-dir",
-         "--index-url", simple.as_uri(), "--no-deps", "vllm"],
-        check=True, capture_output=True, env=env,
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--no-cache-dir",
+            "--index-url",
+            simple.as_uri(),
+            "--no-deps",
+            "vllm",
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
     )
     return venv / "bin" / "vllm"
 
@@ -250,9 +267,13 @@ def test_guide_command_serves_base_model_and_adapters(vllm_bin, env, tmp_path):
             assert cards[name]["object"] == "model"
 
         status, body = http(
-            "POST", f"{srv.base}/v1/chat/completions",
-            {"model": "easycontract", "messages": [{"role": "user", "content": "계약서 제3조를 쉽게 설명해 주세요"}],
-             "max_tokens": 64},
+            "POST",
+            f"{srv.base}/v1/chat/completions",
+            {
+                "model": "easycontract",
+                "messages": [{"role": "user", "content": "계약서 제3조를 쉽게 설명해 주세요"}],
+                "max_tokens": 64,
+            },
             key=API_KEY,
         )
         assert status == 200, body
@@ -264,7 +285,9 @@ def test_guide_command_serves_base_model_and_adapters(vllm_bin, env, tmp_path):
         assert chat["usage"]["total_tokens"] == chat["usage"]["prompt_tokens"] + chat["usage"]["completion_tokens"]
 
         status, body = http(
-            "POST", f"{srv.base}/v1/completions", {"model": MODEL, "prompt": "Hello there", "max_tokens": 2},
+            "POST",
+            f"{srv.base}/v1/completions",
+            {"model": MODEL, "prompt": "Hello there", "max_tokens": 2},
             key=API_KEY,
         )
         assert status == 200
@@ -272,12 +295,20 @@ def test_guide_command_serves_base_model_and_adapters(vllm_bin, env, tmp_path):
         assert done["object"] == "text_completion" and done["choices"][0]["finish_reason"] == "length"
 
         status, body = http(
-            "POST", f"{srv.base}/v1/chat/completions",
-            {"model": "no-such-adapter", "messages": [{"role": "user", "content": "hi"}]}, key=API_KEY,
+            "POST",
+            f"{srv.base}/v1/chat/completions",
+            {"model": "no-such-adapter", "messages": [{"role": "user", "content": "hi"}]},
+            key=API_KEY,
         )
         assert status == 404
-        assert json.loads(body) == {"error": {"message": "The model `no-such-adapter` does not exist.",
-                                              "type": "NotFoundError", "param": "model", "code": 404}}
+        assert json.loads(body) == {
+            "error": {
+                "message": "The model `no-such-adapter` does not exist.",
+                "type": "NotFoundError",
+                "param": "model",
+                "code": 404,
+            }
+        }
 
         assert srv.stop() == 0
     first = srv.text()
@@ -299,8 +330,12 @@ def test_guide_command_serves_base_model_and_adapters(vllm_bin, env, tmp_path):
         "INFO:     Finished server process",
     )
     assert "torch.compile" not in first
-    assert re.search(r"^\(EngineCore_DP0 pid=\d+\) INFO \d\d-\d\d \d\d:\d\d:\d\d \[[\w.]+:\d+\] Loading weights took "
-                     r"[\d.]+ seconds$", first, re.MULTILINE)
+    assert re.search(
+        r"^\(EngineCore_DP0 pid=\d+\) INFO \d\d-\d\d \d\d:\d\d:\d\d \[[\w.]+:\d+\] Loading weights took "
+        r"[\d.]+ seconds$",
+        first,
+        re.MULTILINE,
+    )
     # The weights are now in HF_HOME's hub cache, like huggingface_hub leaves them.
     snapshot = Path(env["HF_HOME"]) / "hub" / "models--LGAI-EXAONE--EXAONE-3.5-2.4B-Instruct" / "snapshots"
     assert (snapshot / GOOD_REVISION / "config.json").is_file()
@@ -346,14 +381,22 @@ def test_invalid_lora_json_fails_with_vllms_error(vllm_bin, env):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--lora-modules", '{"name":"a","pth":"b"}'],
-         re.escape('vllm serve: error: Invalid fields for --lora-modules: {"name":"a","pth":"b"} - '
-                   "LoRAModulePath.__init__() got an unexpected keyword argument 'pth'")),
-        (["--max-lora-rank", "17"],
-         r"vllm serve: error: argument --max-lora-rank: invalid choice: '?17'? \(choose from"),
+        (
+            ["--lora-modules", '{"name":"a","pth":"b"}'],
+            re.escape(
+                'vllm serve: error: Invalid fields for --lora-modules: {"name":"a","pth":"b"} - '
+                "LoRAModulePath.__init__() got an unexpected keyword argument 'pth'"
+            ),
+        ),
+        (
+            ["--max-lora-rank", "17"],
+            r"vllm serve: error: argument --max-lora-rank: invalid choice: '?17'? \(choose from",
+        ),
         (["--dtype", "fp16"], r"vllm serve: error: argument --dtype: invalid choice: 'fp16'"),
-        (["--gpu-memory-utilization", "high"],
-         r"vllm serve: error: argument --gpu-memory-utilization: invalid float value: 'high'"),
+        (
+            ["--gpu-memory-utilization", "high"],
+            r"vllm serve: error: argument --gpu-memory-utilization: invalid float value: 'high'",
+        ),
         (["--port", "eighty"], r"vllm serve: error: argument --port: invalid int value: 'eighty'"),
         (["--no-such-flag"], r"vllm: error: unrecognized arguments: --no-such-flag"),
     ],
@@ -366,8 +409,20 @@ def test_bad_arguments_exit_2_like_argparse(vllm_bin, env, args, message):
 
 def test_underscore_spelling_and_lora_name_equals_path_are_accepted(vllm_bin, env, tmp_path):
     port = free_port()
-    args = ["serve", MODEL, "--host", "127.0.0.1", "--port", str(port), "--enforce_eager", "--enable-lora",
-            "--max_model_len", "4k", "--lora-modules", f"{EASYCONTRACT[0]}={EASYCONTRACT[1]}"]
+    args = [
+        "serve",
+        MODEL,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--enforce_eager",
+        "--enable-lora",
+        "--max_model_len",
+        "4k",
+        "--lora-modules",
+        f"{EASYCONTRACT[0]}={EASYCONTRACT[1]}",
+    ]
     with Served(vllm_bin, args, env, tmp_path / "flex.log") as srv:
         srv.wait_healthy()
         cards = json.loads(http("GET", f"{srv.base}/v1/models")[1])["data"]
@@ -385,8 +440,11 @@ def test_gpu_memory_utilization_must_be_in_0_1(vllm_bin, env):
 
 
 def test_lora_modules_without_enable_lora_fail_at_adapter_load(vllm_bin, env):
-    result = run(vllm_bin, ["serve", MODEL, "--port", str(free_port()), "--enforce-eager",
-                            "--lora-modules", _lora_json(*EASYCONTRACT)], env)
+    result = run(
+        vllm_bin,
+        ["serve", MODEL, "--port", str(free_port()), "--enforce-eager", "--lora-modules", _lora_json(*EASYCONTRACT)],
+        env,
+    )
     assert result.returncode == 1
     assert_in_order(
         result.stderr,
@@ -459,15 +517,31 @@ def test_rope_failure_needs_the_pinned_revision(vllm_bin, env, tmp_path):
 
 def test_oom_from_memory_arithmetic_and_forced(vllm_bin, env):
     port = str(free_port())
-    tight = run(vllm_bin, ["serve", MODEL, "--port", port, "--enforce-eager",
-                           "--gpu-memory-utilization", "0.3", "--max-model-len", "32768"], env)
+    tight = run(
+        vllm_bin,
+        [
+            "serve",
+            MODEL,
+            "--port",
+            port,
+            "--enforce-eager",
+            "--gpu-memory-utilization",
+            "0.3",
+            "--max-model-len",
+            "32768",
+        ],
+        env,
+    )
     assert tight.returncode == 1
     assert re.search(
         r"ValueError: To serve at least one request with the models's max seq len \(32768\), \([\d.]+ GiB KV "
-        r"cache is needed, which is larger than the available KV cache memory \([\d.]+ GiB\)", tight.stderr)
+        r"cache is needed, which is larger than the available KV cache memory \([\d.]+ GiB\)",
+        tight.stderr,
+    )
     assert "RuntimeError: Engine core initialization failed. See root cause above." in tight.stderr
-    none_left = run(vllm_bin, ["serve", MODEL, "--port", port, "--enforce-eager",
-                               "--gpu-memory-utilization", "0.2"], env)
+    none_left = run(
+        vllm_bin, ["serve", MODEL, "--port", port, "--enforce-eager", "--gpu-memory-utilization", "0.2"], env
+    )
     assert none_left.returncode == 1
     assert "ValueError: No available memory for the cache blocks." in none_left.stderr
     forced = run(vllm_bin, ["serve", MODEL, "--port", port, "--enforce-eager"], {**env, "VLLM_DOUBLE_FAIL": "oom"})

@@ -1,0 +1,3 @@
+module github.com/NVIDIA/dcgm-exporter
+
+go 1.19

@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Repackage Debian's real node_exporter as the upstream release tarball, with its checksum list.
+
+    python3 tests/doubles/node_exporter/build.py OUT 1.9.0 [path/to/prometheus-node-exporter.deb]
+
+OUT/v1.9.0/node_exporter-1.9.0.linux-amd64.tar.gz   node_exporter-1.9.0.linux-amd64/{node_exporter,
+                                                   LICENSE, NOTICE}, laid out like upstream's
+OUT/v1.9.0/sha256sums.txt                          "<sha256>  <file>" lines, like upstream's (with
+                                                   another platform's line too, as the real list has)
+
+The binary is Debian's build (bookworm: 1.5.0) whatever version the name says: the runbook checks
+the tarball against the list, not the binary's own version string. Without a .deb argument the
+package is fetched with `apt-get download` from this machine's apt sources.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+MTIME = 1704067200
+
+
+def debian_binary(deb: Path | None, work: Path) -> bytes:
+    if deb is None:
+        subprocess.run(["apt-get", "download", "-q", "prometheus-node-exporter"], cwd=work, check=True,
+                       capture_output=True)
+        deb = next(work.glob("prometheus-node-exporter_*.deb"))
+    tree = work / "tree"
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(tree)], check=True, capture_output=True)
+    return (tree / "usr/bin/prometheus-node-exporter").read_bytes()
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime, info.uname, info.gname = len(data), mode, MTIME, "root", "root"
+    tar.addfile(info, io.BytesIO(data))
+
+
+def build(out: Path, version: str, deb: Path | None = None) -> Path:
+    """OUT/v<version>/ with the tarball and sha256sums.txt; returns that directory."""
+    folder = f"node_exporter-{version}.linux-amd64"
+    release = out / f"v{version}"
+    release.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        binary = debian_binary(deb, Path(tmp))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
+        dir_info = tarfile.TarInfo(folder)
+        dir_info.type, dir_info.mode, dir_info.mtime = tarfile.DIRTYPE, 0o755, MTIME
+        tar.addfile(dir_info)
+        _add(tar, f"{folder}/LICENSE", b"Apache License 2.0 (see the node_exporter project)\n", 0o644)
+        _add(tar, f"{folder}/NOTICE", b"node_exporter, repackaged from Debian for the test bed\n", 0o644)
+        _add(tar, f"{folder}/node_exporter", binary, 0o755)
+    data = bytearray(buf.getvalue())
+    data[4:8] = b"\0\0\0\0"  # gzip header time: same bytes every build
+    tarball = release / f"{folder}.tar.gz"
+    tarball.write_bytes(bytes(data))
+    other = hashlib.sha256(b"darwin build not included in the test bed").hexdigest()
+    (release / "sha256sums.txt").write_text(
+        f"{other}  node_exporter-{version}.darwin-amd64.tar.gz\n"
+        f"{hashlib.sha256(data).hexdigest()}  {tarball.name}\n")
+    return release
+
+
+if __name__ == "__main__":
+    print(build(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]) if len(sys.argv) > 3 else None))
