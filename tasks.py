@@ -27,11 +27,11 @@ def _section_task(name: str):
 
 
 @task(help={**cli.COMMON_HELP, "only": "comma-separated sections to run", "skip": "sections to leave out",
-            "start": "start at this section (after a fix)"})
+            "from": "start at this section (e.g. after a fix)"})
 def deploy(c, config=cli.Options.config, dry_run=False, local=False, hosts="", report="", diff=False,
-           only="", skip="", start=""):
+           only="", skip="", from_=""):
     """Every section in guide order: firewall, vm, then the host sections. A second run changes nothing."""
-    names = cli.select_sections([*CLOUD_SECTIONS, *HOST_SECTIONS], only, skip, start)
+    names = cli.select_sections([*CLOUD_SECTIONS, *HOST_SECTIONS], only, skip, from_)
     opts = cli.Options(config, dry_run, local, hosts, report, diff)
     out = Output(show_diff=diff)
     cloud = tasks_cloud.run_cloud_sections(names, opts, out)

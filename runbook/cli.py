@@ -60,21 +60,37 @@ def load(opts: Options, out: Output) -> config_mod.Config:
 
 def run_on_host(cfg: config_mod.Config, transport: Transport, names: Iterable[str], opts: Options,
                 out: Output) -> list[SectionResult]:
-    """Sections in order on one host; the first failed section stops this host only."""
-    results = []
+    """Sections in order on one host; the first failed section stops this host only.
+
+    A section's late steps (waits) run after all the other sections, so e.g. vLLM's
+    first start (minutes) overlaps with installing the app and the monitoring.
+    """
+    results: list[SectionResult] = []
+    pending: list[tuple[str, list, SectionResult]] = []
     host = HostInfo(name=transport.name, login_user=transport.login_user)
+    names = list(names)
     try:
         for name in names:
             section = HOST_SECTIONS[name]
             try:
                 steps = section.build(cfg, host)
+                late = section.late(cfg, host) if section.late else []
+                if name == names[-1]:  # nothing left to overlap with: one batch, one round trip
+                    steps, late = steps + late, []
             except RunbookError as err:
                 out.error(f"[{transport.name}] {name}: {err}")
                 results.append(SectionResult(transport.name, name, [StepResult(
                     transport.name, name, section.guide, "prepare steps", FAILED, error=str(err))]))
-                break
+                return results
             result = run_steps(transport, name, section.guide, steps, out, opts.dry_run, section.hints)
             results.append(result)
+            if result.status == FAILED:
+                return results
+            if late:
+                pending.append((name, late, result))
+        for name, late, result in pending:
+            section = HOST_SECTIONS[name]
+            run_steps(transport, name, section.guide, late, out, opts.dry_run, section.hints, into=result)
             if result.status == FAILED:
                 break
     except RunbookError as err:  # the host itself: unreachable, sudo, host key
@@ -117,17 +133,17 @@ def finish(results: list[SectionResult], opts: Options, out: Output) -> None:
         raise Exit(code=1)
 
 
-def select_sections(all_names: list[str], only: str = "", skip: str = "", start: str = "") -> list[str]:
-    """--only / --skip / --start, with unknown names refused (a typo must not run everything)."""
+def select_sections(all_names: list[str], only: str = "", skip: str = "", first: str = "") -> list[str]:
+    """--only / --skip / --from, with unknown names refused (a typo must not run everything)."""
     def split(value: str) -> list[str]:
         return [v.strip() for v in value.split(",") if v.strip()]
 
     wanted_only, wanted_skip = split(only), split(skip)
-    unknown = sorted({*wanted_only, *wanted_skip, *([start] if start else [])} - set(all_names))
+    unknown = sorted({*wanted_only, *wanted_skip, *([first] if first else [])} - set(all_names))
     if unknown:
         Output().error(f"unknown section(s) {unknown}; sections are: {', '.join(all_names)}")
         raise Exit(code=2)
-    names = all_names[all_names.index(start):] if start else list(all_names)
+    names = all_names[all_names.index(first):] if first else list(all_names)
     if wanted_only:
         names = [n for n in names if n in wanted_only]
     return [n for n in names if n not in wanted_skip]

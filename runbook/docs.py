@@ -59,11 +59,11 @@ def runbook_markdown(repo: Path) -> str:
     for name, section in HOST_SECTIONS.items():
         out += [f"## `inv {name}` — guide §{section.guide}: {section.title}", "",
                 "| guide | step | checks | changes | runs |", "|---|---|---|---|---|"]
-        for step in section.build(cfg, host):
+        for step in section.all_steps(cfg, host):
             doc = step.doc()
             out.append(f"| {step.guide} | {_cell(step.title)} | {_cell(doc['checks'])} | "
                        f"{_cell(doc['changes'])} | {_cell(doc['runs'])} |")
-        files = [(s.title, s.doc()["content"]) for s in section.build(cfg, host) if "content" in s.doc()]
+        files = [(s.title, s.doc()["content"]) for s in section.all_steps(cfg, host) if "content" in s.doc()]
         for title, content in files:
             out += ["", f"`{title}`:", "", "```", content.rstrip("\n"), "```"]
         if section.hints:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import io
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
@@ -18,9 +19,17 @@ from pathlib import Path
 import invoke
 import paramiko
 from fabric import Connection
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from .errors import RunbookError
 from .secrets import mask
+
+# We report connection problems ourselves, in one line; paramiko would add tracebacks on stderr.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").propagate = False
+
+HOST_LOCK = "/run/l4-runbook.lock"
+LOCK_WAIT = 900  # seconds: long enough for a killed run's last install to finish
 
 
 class _Script(io.StringIO):
@@ -59,11 +68,22 @@ class Transport:
         prefix = "" if self.login_user == "root" else "sudo -n "
         return prefix + "bash -s"
 
-    def run(self, script: str) -> Result:
-        """Run *script* as root on the host; the script travels on stdin only."""
+    def run(self, script: str, exclusive: bool = False) -> Result:
+        """Run *script* as root on the host; the script travels on stdin only.
+
+        *exclusive* scripts (changes) hold a host-wide lock: a run killed on the controller
+        can leave its last script still running on the host, and a new run must not change
+        the same things under it; it waits instead.
+        """
         with self._lock:
             self.commands += 1
-        result = self._run(self._shell(), "set -o pipefail\n" + script)
+        if exclusive:
+            script = (f"exec 9>{HOST_LOCK}\nif ! flock -n 9; then echo 'waiting for another l4-runbook change "
+                      f"on this host to finish' >&2; flock -w {LOCK_WAIT} 9 || {{ echo 'another l4-runbook run "
+                      f"is still changing this host ({HOST_LOCK}); try again later' >&2; exit 75; }}; fi\n"
+                      + script)
+        # Probes run Python inside users' venvs as root: never leave root-owned bytecode there.
+        result = self._run(self._shell(), "set -o pipefail\nexport PYTHONDONTWRITEBYTECODE=1\n" + script)
         if result.rc != 0 and "sudo: a password is required" in result.stderr:
             raise RunbookError(
                 f"{self.name}: user {self.login_user!r} needs passwordless sudo (as on GCP images)"
@@ -147,8 +167,21 @@ class SshTransport(Transport):
             client.set_missing_host_key_policy(paramiko.RejectPolicy())
         self._key_address = key_address
 
+    def _connect(self) -> None:
+        """Open the connection, retrying what is transient (a busy sshd, a host still booting)."""
+        if self._conn.is_connected:
+            return
+        retrying = Retrying(
+            stop=stop_after_attempt(4), wait=wait_exponential(multiplier=1, max=8), reraise=True,
+            retry=retry_if_exception(lambda e: isinstance(e, OSError | paramiko.SSHException)
+                                     and not isinstance(e, paramiko.BadHostKeyException
+                                                        | paramiko.AuthenticationException)),
+        )
+        retrying(self._conn.open)
+
     def _run(self, command: str, stdin: str) -> Result:
         try:
+            self._connect()
             r = self._conn.run(command, in_stream=_Script(stdin), hide=True, warn=True, pty=False)
         except RunbookError:
             raise

@@ -36,6 +36,7 @@ class SectionResult:
     seconds: float = 0.0
     commands: int = 0
     dry_run: bool = False
+    notified: list[str] = field(default_factory=list)  # handlers its changes triggered
 
     def count(self, status: str) -> int:
         return sum(1 for s in self.steps if s.status == status)

@@ -28,18 +28,24 @@ def run_steps(
     out: Output,
     dry_run: bool = False,
     hints: dict[str, str] | None = None,
+    into: SectionResult | None = None,
 ) -> SectionResult:
-    """Run *steps* on *transport*; never raises for a step failure, it is reported."""
+    """Run *steps* on *transport*; never raises for a step failure, it is reported.
+
+    *into* continues an earlier part of the same section (its late steps, run after other
+    sections so long waits overlap), with the handlers that part notified.
+    """
     started, commands_before = time.monotonic(), transport.commands
-    result = SectionResult(host=transport.name, section=section, dry_run=dry_run)
-    out.section(transport.name, section, guide, dry_run)
+    result = into or SectionResult(host=transport.name, section=section, dry_run=dry_run)
+    elapsed_before, commands_earlier = result.seconds, result.commands
+    out.section(transport.name, section + (" (continued)" if into else ""), guide, dry_run)
     try:
         facts = gather(transport, steps)
     except RunbookError as err:
         result.steps.append(StepResult(transport.name, section, guide, "gather facts", FAILED, error=str(err)))
         out.step(result.steps[-1], dry_run)
-        return _finish(result, started, transport, commands_before)
-    state = RunState()
+        return _finish(result, started, transport, commands_before, elapsed_before, commands_earlier)
+    state = RunState(notified=frozenset(result.notified))
     failed = False
     for step, fact in zip(steps, facts, strict=True):
         if failed:
@@ -53,7 +59,8 @@ def run_steps(
                 result.steps.append(record)
                 out.step(record, dry_run)
                 continue
-            fact = gather(transport, [step])[0]
+            if not into:  # a continued part gathered its facts after those changes already
+                fact = gather(transport, [step])[0]
         plan = step.plan(fact, state)
         record = _apply(transport, step, plan, out, dry_run)
         record.seconds = round(time.monotonic() - step_started, 3)
@@ -64,7 +71,8 @@ def run_steps(
             state = RunState(notified=state.notified | set(step.notify))
         result.steps.append(record)
         out.step(record, dry_run)
-    return _finish(result, started, transport, commands_before)
+    result.notified = sorted(state.notified)
+    return _finish(result, started, transport, commands_before, elapsed_before, commands_earlier)
 
 
 def _apply(transport: Transport, step: Step, plan: Plan, out: Output, dry_run: bool) -> StepResult:
@@ -108,14 +116,15 @@ def _run_with_heartbeat(transport: Transport, script: str, out: Output, title: s
 
     threading.Thread(target=beat, daemon=True).start()
     try:
-        return transport.run(script)
+        return transport.run(script, exclusive=True)
     finally:
         done.set()
 
 
-def _finish(result: SectionResult, started: float, transport: Transport, before: int) -> SectionResult:
+def _finish(result: SectionResult, started: float, transport: Transport, before: int,
+            elapsed_before: float = 0.0, commands_earlier: int = 0) -> SectionResult:
     for step in result.steps:
         step.section = result.section
-    result.seconds = round(time.monotonic() - started, 3)
-    result.commands = transport.commands - before
+    result.seconds = round(elapsed_before + time.monotonic() - started, 3)
+    result.commands = commands_earlier + transport.commands - before
     return result

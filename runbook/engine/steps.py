@@ -217,9 +217,13 @@ class AptPackages(Step):
 
     def script(self, plan: Plan) -> str:
         names = " ".join(q(n) for n in plan.data)
-        install = f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends {names}"
-        # Fresh VMs often have stale or empty package lists: update once and retry.
-        return f"{install} || {{ apt-get update -q && {install}; }}"
+        # A fresh VM's unattended-upgrades may hold the dpkg lock for minutes: wait for it.
+        install = ("DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q "
+                   f"--no-install-recommends {names}")
+        # An interrupted earlier run may have left dpkg half-configured; stale or empty package
+        # lists (fresh VMs) get one update and a retry.
+        return (f"if [ -n \"$(ls -A /var/lib/dpkg/updates 2>/dev/null)\" ]; then dpkg --configure -a; fi\n"
+                f"{install} || {{ apt-get -o DPkg::Lock::Timeout=300 update -q && {install}; }}")
 
     def doc(self) -> dict[str, str]:
         return {

@@ -24,12 +24,18 @@ class Section:
     build: Callable[[Config, HostInfo], list[Step]]
     # guide step -> troubleshoot item worth running when that step fails
     hints: dict[str, str] = field(default_factory=dict)
+    # Steps that only wait (e.g. for vLLM's first start): a deploy runs them after the later
+    # sections, so a long start overlaps with installing the rest.
+    late: Callable[[Config, HostInfo], list[Step]] | None = None
+
+    def all_steps(self, cfg: Config, host: HostInfo) -> list[Step]:
+        return [*self.build(cfg, host), *(self.late(cfg, host) if self.late else [])]
 
 
 HOST_SECTIONS: dict[str, Section] = {
     s.name: s
     for s in [
-        Section("vllm", "3", "vLLM with EXAONE + LoRA adapters (:8001)", vllm.steps,
+        Section("vllm", "3", "vLLM with EXAONE + LoRA adapters (:8001)", vllm.steps, late=vllm.ready_steps,
                 hints={"3-2": "inv troubleshoot --only B-13 (python3-venv)",
                        "3-4": "inv troubleshoot --only B-3 (--lora-modules JSON)",
                        "3-6": "inv troubleshoot --only B-10 / B-11 / B-12 / B-2 / B-4",

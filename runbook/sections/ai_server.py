@@ -99,8 +99,12 @@ def steps(cfg: Config, host: HostInfo) -> list[Step]:
                   path=a.log_dir.rsplit("/", 1)[0], owner=user),
         Directory(guide="4-1", title=f"{a.log_dir} (B-18)", path=a.log_dir, owner=user),
         source,
-        Command(guide="4-2", title=f"venv {a.dir}/.venv", check=f"test -x {q(venv_python)}",
-                run=f"cd {q(a.dir)} && {as_user} uv venv -q {q(a.dir + '/.venv')}", notify=(UNIT,)),
+        # Marked complete once made: a run killed half-way is redone from scratch.
+        Command(guide="4-2", title=f"venv {a.dir}/.venv",
+                check=f"test -f {q(a.dir + '/.venv/.l4rb-complete')} && {q(venv_python)} -c pass",
+                run=f"cd {q(a.dir)} && rm -rf .venv && {as_user} uv venv -q {q(a.dir + '/.venv')} && "
+                    f"{as_user} touch .venv/.l4rb-complete",
+                notify=(UNIT,)),
         deps,
         File(guide="4-3", title=f"{a.dir}/.env", path=f"{a.dir}/.env", content=env_file(cfg), owner=user,
              mode=0o600, secret=True, notify=(UNIT,)),

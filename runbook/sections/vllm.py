@@ -162,13 +162,15 @@ def steps(cfg: Config, host: HostInfo) -> list[Step]:
     index = f" --index-url {q(vllm_index)}" if vllm_index else ""
     py = cfg.settings.python
     pip_index = f" --index-url {q(py.index_url)}" if py.index_url else ""
-    expected = (v.model, *(a.name for a in v.adapters))
     return [
         AptPackages(guide="3-2", title="python3-venv and curl (B-13)", names=("python3-venv", "curl")),
         Directory(guide="3-1", title=v.dir, path=v.dir, owner=user),
-        Command(guide="3-2", title=f"venv {venv}", check=f"test -x {q(venv + '/bin/python')}",
-                run=f"runuser -u {q(user)} -- python3 -m venv {q(venv)} && "
-                    f"runuser -u {q(user)} -- {q(venv + '/bin/pip')} install -q --upgrade pip{pip_index}",
+        # Marked complete only after pip's own upgrade: a run killed half-way is redone from scratch.
+        Command(guide="3-2", title=f"venv {venv}",
+                check=f"test -f {q(venv + '/.l4rb-complete')} && {q(venv + '/bin/python')} -m pip --version",
+                run=f"rm -rf {q(venv)} && runuser -u {q(user)} -- python3 -m venv {q(venv)} && "
+                    f"runuser -u {q(user)} -- {q(venv + '/bin/pip')} install -q --upgrade pip{pip_index} && "
+                    f"runuser -u {q(user)} -- touch {q(venv + '/.l4rb-complete')}",
                 notify=(UNIT,)),
         PythonPackages(guide="3-2", title=f"{v.package} in the venv", python=f"{venv}/bin/python",
                        packages=(v.package,), notify=(UNIT,),
@@ -179,6 +181,14 @@ def steps(cfg: Config, host: HostInfo) -> list[Step]:
         File(guide="3-4", title=f"/etc/systemd/system/{UNIT}", path=f"/etc/systemd/system/{UNIT}",
              content=unit_file(cfg), notify=(UNIT,), validate="systemd-analyze verify {path}"),
         Service(guide="3-5", title=f"{UNIT} enabled and running", unit=UNIT),
+    ]
+
+
+def ready_steps(cfg: Config, host: HostInfo) -> list[Step]:
+    """3-6/3-7: wait for the first start (minutes on a real L4: B-12), then check the models."""
+    v = cfg.settings.vllm
+    expected = (v.model, *(a.name for a in v.adapters))
+    return [
         HttpWait(guide="3-6", title=f"/health on :{v.port} (first start: download, load, compile)",
                  url=f"http://127.0.0.1:{v.port}/health", unit=UNIT, timeout=900, phases=PHASES,
                  failures=FAILURES, refresh_on=(UNIT,)),

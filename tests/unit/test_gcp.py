@@ -207,7 +207,9 @@ def test_backoff_is_bounded(attempt):
 # -- waiting ------------------------------------------------------------------------------------
 
 
-def test_wait_reports_progress_and_returns_done(api):
+def test_wait_reports_progress_and_returns_done(server, api):
+    # Phases long enough that a poll lands in each, even on a loaded machine.
+    server.sim.set_faults(op_pending_s=0.5, op_running_s=1.5)
     seen = []
     op = api.instances.insert(project=PROJECT, zone=ZONE, instance_resource=vm())
     done = gcp.wait(op, api, progress=lambda o: seen.append((compute_v1.Operation.Status(o.status).name, o.progress)))
