@@ -7,7 +7,7 @@ collection). Every section task takes the same flags: --dry-run, --local,
 
 from invoke import Collection, task
 
-from runbook import cli, tasks_cloud
+from runbook import cli, tasks_checks, tasks_cloud
 from runbook.cloud import CLOUD_SECTIONS
 from runbook.engine.output import Output
 from runbook.engine.results import FAILED
@@ -30,16 +30,18 @@ def _section_task(name: str):
             "from": "start at this section (e.g. after a fix)"})
 def deploy(c, config=cli.Options.config, dry_run=False, local=False, hosts="", report="", diff=False,
            only="", skip="", from_=""):
-    """Every section in guide order: firewall, vm, then the host sections. A second run changes nothing."""
-    names = cli.select_sections([*CLOUD_SECTIONS, *HOST_SECTIONS], only, skip, from_)
+    """Every section in guide order: firewall, vm, the host sections, then verify. A re-run changes nothing."""
+    names = cli.select_sections([*CLOUD_SECTIONS, *HOST_SECTIONS, "verify"], only, skip, from_)
     opts = cli.Options(config, dry_run, local, hosts, report, diff)
     out = Output(show_diff=diff)
     cloud = tasks_cloud.run_cloud_sections(names, opts, out)
     host_names = [n for n in names if n in HOST_SECTIONS]
     if any(r.status == FAILED for r in cloud) or not host_names:
         cli.finish(cloud, opts, out)  # no host sections without their VM
-        return
-    cli.run_host_sections(host_names, opts, out, prior=cloud)
+    else:
+        cli.run_host_sections(host_names, opts, out, prior=cloud)
+    if "verify" in names and not dry_run:
+        tasks_checks.verify_after_deploy(opts, out)
 
 
 @task
@@ -48,11 +50,14 @@ def docs(c):
     from pathlib import Path
 
     from runbook import docs as docs_mod
+    from runbook import troubleshoot_docs
 
-    for path in docs_mod.write(Path(__file__).resolve().parent):
-        print(f"wrote {path.relative_to(Path(__file__).resolve().parent)}")
+    repo = Path(__file__).resolve().parent
+    for path in [*docs_mod.write(repo), *troubleshoot_docs.write(repo)]:
+        print(f"wrote {path.relative_to(repo)}")
 
 
-ns = Collection(deploy, docs, sandbox, tasks_cloud.firewall, tasks_cloud.vm, tasks_cloud.cleanup)
+ns = Collection(deploy, docs, sandbox, tasks_cloud.firewall, tasks_cloud.vm, tasks_cloud.cleanup,
+                tasks_checks.verify, tasks_checks.troubleshoot)
 for _name in HOST_SECTIONS:
     ns.add_task(_section_task(_name))

@@ -1,39 +1,18 @@
 """Appendix B of the guide as diagnostics: one entry per item B-1 .. B-19.
 
-Each diagnostic has the guide's symptom, a ``detect`` that gathers evidence
-(reusing the runbook's batched facts) and a ``fix``. The registry starts
-empty and is filled item by item.
+Each diagnostic carries the guide's symptom and cause, a ``detect`` that reads evidence from the
+host (one batch of probes per host) or from the Compute API, a verdict (ok / found / unknown, with
+why) and a ``fix`` that applies the guide's remedy through the runbook's own steps, or says exactly
+what a person has to do. ``inv troubleshoot`` runs them; docs/troubleshooting.md is written from
+this registry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from .model import FOUND, OK, UNKNOWN, Diagnostic, Finding, Outcome, found, ok, unknown
+from .registry import REGISTRY, ordered, register, select
 
+ordered()  # fills REGISTRY
 
-@dataclass(frozen=True)
-class Finding:
-    """The verdict of one diagnostic: ok, found or cannot tell, with the evidence."""
-
-    id: str
-    verdict: str  # "ok" | "found" | "unknown"
-    evidence: str = ""
-
-
-@dataclass(frozen=True)
-class Diagnostic:
-    id: str
-    symptom: str
-    cause: str
-    detect: Callable[..., Finding]
-    fix: Callable[..., str] | None = None
-
-
-REGISTRY: dict[str, Diagnostic] = {}
-
-
-def register(diagnostic: Diagnostic) -> Diagnostic:
-    if diagnostic.id in REGISTRY:
-        raise ValueError(f"{diagnostic.id} registered twice")
-    REGISTRY[diagnostic.id] = diagnostic
-    return diagnostic
+__all__ = ["FOUND", "OK", "REGISTRY", "UNKNOWN", "Diagnostic", "Finding", "Outcome", "found", "ok", "ordered",
+           "register", "select", "unknown"]

@@ -325,7 +325,9 @@ class Service(Step):
                     "".join(f"+ systemctl {t} {self.unit}\n" for t in todo), data=tuple(todo))
 
     def script(self, plan: Plan) -> str:
-        lines = ["systemctl daemon-reload"]
+        # reset-failed clears the restart counter too: crashes from before this restart
+        # must not make the next health wait think the new start is crash-looping.
+        lines = ["systemctl daemon-reload", f"systemctl reset-failed {q(self.unit)} 2>/dev/null || true"]
         if "enable" in plan.data:
             lines.append(f"systemctl enable {q(self.unit)}")
         if "restart" in plan.data or "start" in plan.data:
@@ -336,5 +338,6 @@ class Service(Step):
         return {
             "checks": f"`systemctl is-enabled/is-active {self.unit}`",
             "changes": f"`{self.unit}` enabled and running; restarted once when its files change",
-            "runs": f"systemctl daemon-reload; systemctl enable {self.unit}; systemctl restart {self.unit}",
+            "runs": f"systemctl daemon-reload; systemctl reset-failed {self.unit}; systemctl enable {self.unit}; "
+                    f"systemctl restart {self.unit}",
         }

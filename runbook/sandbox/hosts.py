@@ -33,7 +33,7 @@ def up(count: int = 1) -> list[SandboxHost]:
         records = state.load()
         hosts = [_ensure_running(name, records) for name in _by_index(records)[:count]]
         while len(hosts) < count:
-            hosts.append(_create(_free_index(records), records))
+            hosts.append(_reserve_and_create(None, records))
     return hosts
 
 
@@ -44,16 +44,22 @@ def create(name: str | None = None) -> SandboxHost:
         records = state.load()
         if name is not None and name in records:
             return _ensure_running(name, records)
-        with state.machine_locked():
-            index = host_index(name) if name is not None else _free_index(records)
-            if name is not None and index in network.existing_indices():
-                raise SandboxError(f"{name} is in use by another sandbox on this machine (netns {name} exists)")
-            network.create(index)  # reserves the slot for every other state dir at once
-        try:
-            return _create(index, records)
-        except BaseException:
-            network.delete(index)
-            raise
+        return _reserve_and_create(name, records)
+
+
+def _reserve_and_create(name: str | None, records: dict[str, state.Record]) -> SandboxHost:
+    """Pick a slot under the machine-wide lock and claim its network at once: other state dirs
+    (tests, a benchmark, a user's sandbox) pick slots too."""
+    with state.machine_locked():
+        index = host_index(name) if name is not None else _free_index(records)
+        if name is not None and index in network.existing_indices():
+            raise SandboxError(f"{name} is in use by another sandbox on this machine (netns {name} exists)")
+        network.create(index)
+    try:
+        return _create(index, records)
+    except BaseException:
+        network.delete(index)
+        raise
 
 
 def status() -> list[SandboxHost]:

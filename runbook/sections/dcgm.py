@@ -136,7 +136,8 @@ def steps(cfg: Config, host: HostInfo) -> list[Step]:
         Service(guide="7-4", title=f"{UNIT} enabled and running", unit=UNIT),
         MetricsWait(guide="7-4", title=f"/metrics on :{d.port} shows the DCGM_FI_* series (B-9)",
                     url=f"http://127.0.0.1:{d.port}/metrics", unit=UNIT, timeout=d.metrics_timeout_sec,
-                    series=counter_names(), refresh_on=(UNIT,),
+                    # Restarting nvidia-dcgm restarts the exporter too (Requires=): look again then.
+                    series=counter_names(), refresh_on=(UNIT, DCGM_UNIT),
                     failures=((r"libdcgm\.so\.\d+ library was not found",
                                "dcgm-exporter was built for another DCGM major version (guide B-7); "
                                "see inv troubleshoot --only B-7"),)),

@@ -6,6 +6,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from helpers import REPO, SECRET, assert_no_secret, inv, report, ssh
 
 pytestmark = pytest.mark.integration

@@ -8,10 +8,11 @@ import sys
 import time
 
 import pytest
-from helpers import OCR, REPO, SECRET, TOKEN, assert_no_secret, report, ssh
 
 from runbook.config import NodeExporterConfig
 from runbook.sections.mirrors import sandbox_url
+
+from helpers import OCR, REPO, SECRET, TOKEN, assert_no_secret, report, ssh
 
 NODE = NodeExporterConfig()  # the guide's public URLs; each sandbox host has a local copy
 

@@ -19,12 +19,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import inv, report
 
 from runbook.config import DcgmConfig, NodeExporterConfig, PromtailConfig
 from runbook.sandbox.doubles_monitoring import install_monitoring_doubles
 from runbook.sandbox.naming import controller_ip
 from runbook.sections.mirrors import sandbox_url
+
+from helpers import inv, report
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests/doubles/loki"))

@@ -5,6 +5,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+
 from helpers import SECRET, assert_no_secret, inv, report, ssh
 
 pytestmark = pytest.mark.integration
@@ -71,6 +72,11 @@ def test_vllm_converges_is_idempotent_and_guards_its_key(tmp_path, sandbox_host)
     for text in (first.stdout, first.stderr, second.stdout):
         assert_no_secret(text)
     assert ssh(sandbox_host, "stat -c '%U %a' /app/vllm-server/vllm.env").strip() == "root 600"
+    # The journal first: the grep below names the key on its own command line, which sudo logs.
+    assert_no_secret(ssh(sandbox_host, "sudo journalctl --no-pager -o cat"))
+    world_readable = ssh(sandbox_host, f"sudo grep -rl {SECRET} /app /etc /tmp /var/log /home /run 2>/dev/null | "
+                                       "xargs -r stat -c '%a %n' | awk '$1 ~ /[4-7]$/'")
+    assert world_readable.strip() == ""
     assert "progress" not in first.stdout or "phase" in first.stdout
 
     # One adapter changed in hosts.toml: the unit changes and vLLM restarts exactly once.

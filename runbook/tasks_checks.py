@@ -1,0 +1,132 @@
+"""`inv verify` and `inv troubleshoot`: the guide's section 6 checklist and its appendix B.
+
+Both read hosts.toml without needing the secrets (a broken key is exactly what they must be able
+to look at), reach the hosts the section tasks reach, and print a table; --json prints the results
+on stdout instead (the log goes to stderr) and --report writes them to a file. verify exits 1 on a
+red row; troubleshoot exits 1 while an item is still found (after --fix: not cleared by it).
+
+    python -m runbook.tasks_checks verify ...   runs them without tasks.py.
+"""
+
+from __future__ import annotations
+
+import json as json_mod
+import sys
+import time
+from pathlib import Path
+
+from invoke import Collection, Program, task
+from invoke.exceptions import Exit
+from rich.console import Console
+
+from .config import DEFAULT_CONFIG
+from .engine.output import Output
+from .errors import RunbookError
+from .secrets import mask
+from .verify import loading
+from .verify import run as verify_run
+
+HELP = {
+    "config": "hosts.toml to read (default: ./hosts.toml)",
+    "local": "check this machine instead of the hosts over SSH (e.g. on the VM itself)",
+    "hosts": "comma-separated host names to limit the run to",
+    "report": "also write the results as JSON to this file",
+    "json": "print the results as JSON on stdout (the log goes to stderr)",
+}
+
+
+def _output(as_json: bool) -> Output:
+    if as_json:
+        return Output(console=Console(stderr=True, highlight=False, soft_wrap=True))
+    return Output()
+
+
+def _load(config: str, out: Output) -> loading.Loaded:
+    try:
+        return loading.load(config)
+    except RunbookError as err:
+        out.error(str(err))
+        raise Exit(code=2) from None
+
+
+def _names(hosts: str) -> list[str]:
+    return [h.strip() for h in hosts.split(",") if h.strip()]
+
+
+def _emit(data: dict, report: str, as_json: bool, out: Output) -> None:
+    text = mask(json_mod.dumps(data, indent=2))
+    if report:
+        Path(report).write_text(text + "\n")
+        out.info(f"report written to {report}")
+    if as_json:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+
+def verify_after_deploy(opts, out: Output) -> None:
+    """The last step of a deploy: the §6 checklist on the same hosts, added to the deploy's report."""
+    loaded = _load(opts.config, out)
+    try:
+        transports = loading.connect(loaded, opts.local, _names(opts.hosts), out.warn)
+    except RunbookError as err:
+        out.error(str(err))
+        raise Exit(code=2) from None
+    reports = verify_run.verify_all(transports, loaded.settings)
+    verify_run.render(out, reports)
+    data = verify_run.as_json(reports)
+    if opts.report and Path(opts.report).exists():
+        combined = json_mod.loads(Path(opts.report).read_text())
+        combined["verify"] = data
+        combined["failed"] = combined.get("failed", False) or not data["ok"]
+        Path(opts.report).write_text(mask(json_mod.dumps(combined, indent=2)) + "\n")
+    if not data["ok"]:
+        out.error("verify: at least one row is red (see above); `inv troubleshoot` looks for the known causes")
+        raise Exit(code=1)
+
+
+@task(help=HELP)
+def verify(c, config=DEFAULT_CONFIG, local=False, hosts="", report="", json=False):
+    """Guide §6: the verification checklist as a table; exit code 1 on any red row."""
+    out = _output(json)
+    loaded = _load(config, out)
+    try:
+        transports = loading.connect(loaded, local, _names(hosts), out.warn)
+    except RunbookError as err:
+        out.error(str(err))
+        raise Exit(code=2) from None
+    reports = verify_run.verify_all(transports, loaded.settings)
+    verify_run.render(out, reports)
+    data = verify_run.as_json(reports)
+    _emit(data, report, json, out)
+    if not data["ok"]:
+        raise Exit(code=1)
+
+
+@task(help={**HELP, "fix": "apply the remedy of every item found (or print the manual steps), then check again",
+            "only": "items to check, e.g. B-3,B-10 (default: all 19)"})
+def troubleshoot(c, config=DEFAULT_CONFIG, local=False, hosts="", report="", json=False, fix=False, only=""):
+    """Guide appendix B: diagnose B-1..B-19 with evidence; --fix applies the remedies."""
+    from troubleshoot import report as ts_report
+    from troubleshoot import run as ts_run
+    from troubleshoot.registry import select
+
+    out = _output(json)
+    loaded = _load(config, out)
+    try:
+        select(only)
+    except KeyError as err:
+        out.error(str(err.args[0]))
+        raise Exit(code=2) from None
+    started = time.monotonic()
+    results = ts_run.run(loaded, ts_run.Options(local, _names(hosts), only, fix), out)
+    ts_report.table(out, results)
+    data = ts_report.as_json(results, time.monotonic() - started)
+    _emit(data, report, json, out)
+    if data["found"]:
+        raise Exit(code=1)
+
+
+checks = Collection(verify, troubleshoot)
+
+if __name__ == "__main__":
+    Program(namespace=checks, name="l4-runbook checks").run()
