@@ -35,7 +35,16 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("VLLM_API_KEY", "bench-" + secrets.token_hex(8))
     os.environ.setdefault("OCR_API", "bench-" + secrets.token_hex(8))
-    host = sandbox.up(1)[0]
+    # A private sandbox: never reuse or disturb the hosts of `inv sandbox.up` or of the tests.
+    os.environ.setdefault("L4RB_SANDBOX_DIR", "/var/lib/l4-runbook/bench-sandbox")
+    host = sandbox.create()
+    try:
+        measure(host, args)
+    finally:
+        sandbox.down()
+
+
+def measure(host, args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "hosts.toml"
         cfg.write_text(

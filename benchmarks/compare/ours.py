@@ -1,0 +1,54 @@
+"""Running our side: `fab deploy --only ai-server,node-exporter` as a user would, timed, report read back."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import REPO, SECTIONS
+
+FAB = Path(sys.executable).parent / "fab"  # the venv this script runs in
+
+
+@dataclass
+class OursRun:
+    seconds: float
+    rc: int
+    output: str
+    changed: int = 0
+    failed: bool = True
+    commands: int = 0
+    in_sections: float = 0.0  # the sections' own time; the rest is start-up, connecting, the summary
+    changed_steps: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and not self.failed
+
+
+def run(config: Path, report: Path, hosts: str = "") -> OursRun:
+    """One whole `fab deploy` process, from start to exit, like Ansible's ansible-playbook."""
+    report.unlink(missing_ok=True)
+    command = [str(FAB), "deploy", "--only", ",".join(SECTIONS), "--config", str(config), "--report", str(report)]
+    if hosts:
+        command += ["--hosts", hosts]
+    started = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=900,
+                          env={**os.environ, "COLUMNS": "120"})
+    result = OursRun(time.perf_counter() - started, proc.returncode, proc.stdout + proc.stderr)
+    if report.exists():
+        data = json.loads(report.read_text())
+        sections = data["sections"]
+        result.failed = data["failed"]
+        result.changed = sum(s["changed"] for s in sections)
+        result.commands = sum(s["commands"] for s in sections)
+        result.in_sections = max((sum(s["seconds"] for s in sections if s["host"] == h)
+                                  for h in {s["host"] for s in sections}), default=0.0)
+        result.changed_steps = tuple(f"{s['host']}: {s['section']}: {step['title']}" for s in sections
+                                     for step in s["steps"] if step["status"] == "changed")
+    return result

@@ -1,0 +1,77 @@
+"""The two parts of the benchmark: one host (ours, Ansible cold and warm), then 1 against 4 hosts."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from runbook import sandbox
+
+from . import hostside, playbook
+from .bench import Bench, NotNoOp, say, timed
+from .config import SECTIONS
+
+
+def new_host() -> sandbox.SandboxHost:
+    """A fresh host; create() takes the machine-wide lock, so a sandbox of another state dir never
+    gets the same slot at the same moment."""
+    return sandbox.create()
+
+
+def single(bench: Bench, host: sandbox.SandboxHost, runs: int, warm: bool = False) -> dict:
+    load = os.getloadavg()[0]
+    cfg, inventory, vars_path, data = bench.prepare("one", [host])
+    say(f"converging {host.name} with ours ({', '.join(SECTIONS)}) ...")
+    bench.ours(cfg, "first converge", noop=False)
+    say("Ansible on the host ours converged: it must find nothing to change ...")
+    bench.ansible_run(inventory, vars_path, "first run after ours")
+
+    say("one counted run each: what the host's journal saw ...")
+    start = time.time()
+    counted_ours = bench.ours(cfg, "counted run")
+    ours_seen = hostside.seen(host, start, time.time())
+    start = time.time()
+    counted_ansible = bench.ansible_run(inventory, vars_path, "counted run", count_ssh=True)
+    ansible_seen = hostside.seen(host, start, time.time())
+
+    funcs = {
+        "ours": lambda: bench.ours(cfg, "timed run").seconds,
+        "ansible": lambda: bench.ansible_run(inventory, vars_path, "timed run").seconds,
+    }
+    if warm:  # Ansible's ssh master left open by the run before (ControlPersist), as in back-to-back runs
+        bench.ansible_run(inventory, vars_path, "warm-up of the warm case", warm=True)
+        funcs["ansible warm"] = lambda: bench.ansible_run(inventory, vars_path, "timed run, warm", warm=True).seconds
+    try:
+        times = timed("one host", runs, funcs)
+    finally:
+        playbook.close_masters(bench.work / "ansible-warm")
+    script = hostside.fingerprint_script(data["l4rb_ai_server"], data["l4rb_node_exporter"])
+    return {"times": times, "ours": counted_ours, "ansible": counted_ansible, "ours_seen": ours_seen,
+            "ansible_seen": ansible_seen, "fingerprint": hostside.fingerprint(host, script),
+            "load": (load, os.getloadavg()[0])}
+
+
+def fleet(bench: Bench, first: sandbox.SandboxHost, runs: int, reference: str) -> dict:
+    """Three more hosts, converged by Ansible: ours must find them done, all four must be alike."""
+    load = os.getloadavg()[0]
+    added = [new_host() for _ in range(3)]
+    hosts = [first, *added]
+    _, new_inventory, new_vars, _ = bench.prepare("added", added)
+    say(f"Ansible converges {', '.join(h.name for h in added)} from nothing (forks={len(added)}) ...")
+    bench.ansible_run(new_inventory, new_vars, "converge", forks=len(added), noop=False)
+    cfg4, inventory4, vars4, data = bench.prepare("four", hosts)
+    cfg1, inventory1, vars1, _ = bench.prepare("first", [first])
+    say("ours on all 4: it must find nothing to change on the hosts Ansible converged ...")
+    bench.ours(cfg4, "first run on Ansible-converged hosts")
+    bench.ansible_run(inventory4, vars4, "first run on 4 hosts", forks=4)
+    script = hostside.fingerprint_script(data["l4rb_ai_server"], data["l4rb_node_exporter"])
+    prints = {h.name: hostside.fingerprint(h, script) for h in hosts}
+    if set(prints.values()) != {reference}:
+        raise NotNoOp(f"the hosts differ in managed state: fingerprints {prints}, ours-converged {reference}")
+    times = timed("1 vs 4 hosts", runs, {
+        "ours 1": lambda: bench.ours(cfg1, "1 host").seconds,
+        "ours 4": lambda: bench.ours(cfg4, "4 hosts").seconds,
+        "ansible 1": lambda: bench.ansible_run(inventory1, vars1, "1 host", forks=4).seconds,
+        "ansible 4": lambda: bench.ansible_run(inventory4, vars4, "4 hosts", forks=4).seconds,
+    })
+    return {"times": times, "fingerprint": reference, "hosts": len(hosts), "load": (load, os.getloadavg()[0])}
