@@ -499,8 +499,8 @@ def load_secrets(settings: Settings, root: Path, environ: dict[str, str] | None 
     return result
 
 
-def load(path: str | Path = DEFAULT_CONFIG, environ: dict[str, str] | None = None) -> Config:
-    """Read hosts.toml and the secrets; raise ConfigError with every problem at once."""
+def load_settings(path: str | Path = DEFAULT_CONFIG) -> tuple[Settings, Path]:
+    """hosts.toml validated (no secrets), and the directory its relative paths start from."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: not found (copy the example hosts.toml from the repository root)")
@@ -508,6 +508,10 @@ def load(path: str | Path = DEFAULT_CONFIG, environ: dict[str, str] | None = Non
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
-    settings = parse_settings(data, str(path))
-    root = path.resolve().parent
+    return parse_settings(data, str(path)), path.resolve().parent
+
+
+def load(path: str | Path = DEFAULT_CONFIG, environ: dict[str, str] | None = None) -> Config:
+    """Read hosts.toml and the secrets; raise ConfigError with every problem at once."""
+    settings, root = load_settings(path)
     return Config(settings=settings, secrets=load_secrets(settings, root, environ), root=root)

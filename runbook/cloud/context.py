@@ -8,7 +8,6 @@ on their own. The API is Google's (Application Default Credentials), an explicit
 from __future__ import annotations
 
 import threading
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,21 +16,8 @@ from typing import Any
 from google.cloud import compute_v1
 
 from .. import gcp
-from ..config import Settings, parse_settings
+from ..config import Settings, load_settings  # noqa: F401 - the cloud tasks read hosts.toml through here
 from ..engine.output import Output
-from ..errors import ConfigError
-
-
-def load_settings(path: str | Path) -> tuple[Settings, Path]:
-    """hosts.toml validated, and the directory relative paths in it start from."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: not found (copy the example hosts.toml from the repository root)")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from None
-    return parse_settings(data, str(path)), path.resolve().parent
 
 
 def endpoint(settings: Settings) -> str | None:

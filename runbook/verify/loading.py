@@ -7,7 +7,6 @@ rewrite files holding a secret need them, and say so when they are missing.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,15 +36,7 @@ class Loaded:
 
 def load(path: str | Path) -> Loaded:
     """Validated hosts.toml; secrets as a bonus. Raises ConfigError for a bad hosts.toml only."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: not found (copy the example hosts.toml from the repository root)")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from None
-    settings = config_mod.parse_settings(data, str(path))
-    root = path.resolve().parent
+    settings, root = config_mod.load_settings(path)
     try:
         secrets = config_mod.load_secrets(settings, root)
     except ConfigError as err:
