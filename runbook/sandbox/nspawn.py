@@ -37,10 +37,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import cgroups
+from . import cgroups, children
 from .errors import SandboxError
-
-_children: dict[int, subprocess.Popen[bytes]] = {}  # ours, kept so they can be reaped
 
 LAUNCH = 'for g in $L4RB_CGROUPS; do echo $$ > "$g/cgroup.procs" || exit 125; done; exec "$@"'
 
@@ -73,7 +71,7 @@ def start(name: str, root: Path, netns: Path, console: Path) -> int:
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, env=env,
         )
-    _children[proc.pid] = proc
+    children.track(proc)
     return proc.pid
 
 
@@ -81,7 +79,7 @@ def alive(pid: int | None, name: str) -> bool:
     """True if pid is a live nspawn for this host (not a zombie, not a reused pid)."""
     if not pid:
         return False
-    _reap(pid)
+    children.reap(pid)
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -129,16 +127,4 @@ def _signal(pid: int, sig: signal.Signals) -> None:
     try:
         os.kill(pid, sig)
     except ProcessLookupError:
-        pass
-
-
-def _reap(pid: int) -> None:
-    child = _children.get(pid)
-    if child is not None:
-        if child.poll() is not None:
-            del _children[pid]
-        return
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
         pass

@@ -20,14 +20,13 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import network
+from . import children, network
 from .errors import SandboxError
 from .naming import PROXY_PORT, SUBNET
 from .paths import proxy_dir
 from .shell import say, tail
 
 CONFIG_NAME = "l4rb-tinyproxy.conf"
-_children: dict[int, subprocess.Popen[bytes]] = {}  # held so Python does not warn about live children
 
 
 def config_text(pid_file: Path) -> str:
@@ -77,7 +76,7 @@ def ensure_running() -> int:
         if proc.poll() is not None:
             raise SandboxError(f"tinyproxy exited at start (exit {proc.returncode}):\n{tail(log)}")
         if _port_open():
-            _children[proc.pid] = proc
+            children.track(proc)
             say(f"proxy listening on port {PROXY_PORT} (pid {proc.pid}, log {log})")
             return proc.pid
         time.sleep(0.1)
@@ -122,7 +121,7 @@ def _terminate(pid: int) -> None:
         return
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        _reap(pid)
+        children.reap(pid)
         if not Path(f"/proc/{pid}").exists():
             return
         time.sleep(0.1)
@@ -130,20 +129,7 @@ def _terminate(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    _reap(pid)
-
-
-def _reap(pid: int) -> None:
-    """Collect our own exited child, so it does not linger as a zombie."""
-    child = _children.get(pid)
-    if child is not None:
-        if child.poll() is not None:
-            del _children[pid]
-        return
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
+    children.reap(pid)
 
 
 def _port_open() -> bool:
