@@ -20,24 +20,13 @@ from hypothesis import strategies as st
 from runbook import gcp
 from runbook.compute_server import ComputeServer, Faults, filters
 
+from compute_api import FAST, POLICY
+
 PROJECT = "demo-project"
 ZONE = "asia-northeast3-a"
 REGION = "asia-northeast3"
 FAMILY = "projects/ubuntu-os-accelerator-images/global/images/family/ubuntu-accelerator-2204-amd64-with-nvidia-580"
 DLVM = "projects/deeplearning-platform-release/global/images/family/common-cu128-ubuntu-2204-nvidia-570"
-FAST = {"op_pending_s": 0.02, "op_running_s": 0.06}
-POLICY = gcp.RetryPolicy(initial=0.01, maximum=0.05, jitter=0.01, deadline=20, timeout=10)
-
-
-@pytest.fixture
-def server():
-    with ComputeServer(faults=FAST) as srv:
-        yield srv
-
-
-@pytest.fixture
-def api(server):
-    return gcp.clients(server.url, policy=POLICY)
 
 
 def vm(name="vm1", zone=ZONE, size=200, image=FAMILY, machine="g2-standard-4", tags=("ai-server", "monitoring"),

@@ -16,24 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from runbook import gcp
-from runbook.compute_server import ComputeServer
 
 PROJECT = "demo-project"
 ZONE = "asia-northeast3-a"
 FAMILY = "projects/ubuntu-os-accelerator-images/global/images/family/ubuntu-accelerator-2204-amd64-with-nvidia-580"
-FAST = {"op_pending_s": 0.02, "op_running_s": 0.06}
-POLICY = gcp.RetryPolicy(initial=0.01, maximum=0.05, jitter=0.01, deadline=20, timeout=10)
-
-
-@pytest.fixture
-def server():
-    with ComputeServer(faults=FAST) as srv:
-        yield srv
-
-
-@pytest.fixture
-def api(server):
-    return gcp.clients(server.url, policy=POLICY)
 
 
 def vm(name="vm1", zone=ZONE, size=200) -> dict:
