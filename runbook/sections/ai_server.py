@@ -11,7 +11,7 @@ from ..config import Config
 from ..engine.steps import AptPackages, Command, Directory, File, PythonPackages, Service, Step, q
 from ..engine.wait import HttpWait
 from .app_source import GitSource, LocalSource
-from .common import HostInfo, uv_install_step
+from .common import HostInfo, index_flags, uv_install_step
 
 UNIT = "ai-server.service"
 
@@ -66,11 +66,7 @@ def steps(cfg: Config, host: HostInfo) -> list[Step]:
     user = a.user or host.login_user
     venv_python = f"{a.dir}/.venv/bin/python"
     as_user = f"runuser -u {q(user)} --"
-    index = cfg.settings.python
-    uv_index = "".join(
-        f" {flag} {q(url)}" for flag, url in (("--index-url", index.index_url),
-                                               ("--extra-index-url", index.extra_index_url)) if url
-    )
+    uv_index = index_flags(cfg)
     source: Step
     if a.source.git:
         source = GitSource(guide="4-1", title="application code (git)", url=a.source.git, ref=a.source.ref,

@@ -18,11 +18,17 @@ class HostInfo:
     login_user: str
 
 
+def index_flags(cfg: Config) -> str:
+    """The [python] package index settings as pip/uv flags (empty: PyPI)."""
+    py = cfg.settings.python
+    return "".join(f" {flag} {q(url)}" for flag, url in (("--index-url", py.index_url),
+                                                          ("--extra-index-url", py.extra_index_url)) if url)
+
+
 def uv_install_step(cfg: Config) -> Command:
     """uv from the package index into its own venv (the guide's curl | sh needs the open internet)."""
     py = cfg.settings.python
-    index = "".join(f" {flag} {q(url)}" for flag, url in (("--index-url", py.index_url),
-                                                           ("--extra-index-url", py.extra_index_url)) if url)
+    index = index_flags(cfg)
     return Command(
         guide="4-2", title="uv installed", check="uv --version",
         run=(f"python3 -m venv {UV_HOME} && {UV_HOME}/bin/pip install -q{index} {q(py.uv_spec)} "
