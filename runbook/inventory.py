@@ -48,7 +48,9 @@ def targets(cfg: Config) -> list[Target]:
         return [Target(h.name, h.address, h.user or s.ssh.user, h.port, s.ssh.key_file, known,
                        s.ssh.trust_on_first_use) for h in s.inventory.hosts]
     if s.inventory.target == "sandbox":
-        from . import sandbox
+        from .testbed_link import load
+
+        sandbox = load("sandbox")
 
         running = [h for h in sandbox.status() if h.state == "running"]
         if not running:

@@ -1,4 +1,4 @@
-"""Shared fixtures: real sandbox hosts (runbook.sandbox) for integration tests.
+"""Shared fixtures: real sandbox hosts (testbed.sandbox) for integration tests.
 
 Tests that use them are marked `integration` automatically and skipped, with the reason, where
 the machine cannot run hosts (not root, systemd-nspawn/debootstrap/tinyproxy missing). The tests
@@ -28,7 +28,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _unavailable() -> str | None:
-    from runbook.sandbox import problems
+    from testbed.sandbox import problems
 
     issues = problems()
     return "; ".join(issues) if issues else None
@@ -36,7 +36,7 @@ def _unavailable() -> str | None:
 
 def _clean_stale_runs() -> None:
     """Take down hosts of earlier test runs that were killed before their teardown."""
-    from runbook.sandbox import down
+    from testbed.sandbox import down
 
     for run in TEST_STATE_ROOT.glob("run-*"):
         with open(run / "owner.lock", "a") as owner:
@@ -50,7 +50,7 @@ def _clean_stale_runs() -> None:
 
 
 class _state_dir:
-    """Point runbook.sandbox at a state dir for the duration of a with-block."""
+    """Point testbed.sandbox at a state dir for the duration of a with-block."""
 
     def __init__(self, path: Path) -> None:
         self.path, self.saved = path, os.environ.get("L4RB_SANDBOX_DIR")
@@ -72,7 +72,7 @@ def sandbox_state_dir() -> Iterator[Path]:
     reason = _unavailable()
     if reason:
         pytest.skip(f"sandbox hosts cannot run here: {reason}")
-    from runbook.sandbox import down
+    from testbed.sandbox import down
 
     TEST_STATE_ROOT.mkdir(parents=True, exist_ok=True)
     _clean_stale_runs()
@@ -89,7 +89,7 @@ def sandbox_state_dir() -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def sandbox_host(sandbox_state_dir: Path):
     """One fresh, booted host for the test module, removed after it."""
-    from runbook.sandbox import create, remove
+    from testbed.sandbox import create, remove
 
     host = create()
     yield host
@@ -99,7 +99,7 @@ def sandbox_host(sandbox_state_dir: Path):
 @pytest.fixture(scope="module")
 def sandbox_hosts(sandbox_state_dir: Path) -> Iterator[Callable[[int], list]]:
     """Factory: sandbox_hosts(n) gives n more fresh hosts; all are removed after the module."""
-    from runbook.sandbox import create, remove
+    from testbed.sandbox import create, remove
 
     made: list = []
 

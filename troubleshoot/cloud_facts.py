@@ -50,7 +50,9 @@ class CloudFacts:
         if s.gcp.api_endpoint:
             return s.gcp.api_endpoint
         if s.inventory.target == "sandbox":
-            from runbook.cloud import local_api
+            from runbook.testbed_link import load
+
+            local_api = load("local_api")
 
             return local_api.ensure_running()
         if s.inventory.target == "hosts":

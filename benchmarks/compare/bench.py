@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runbook import config as config_mod
-from runbook.sandbox import SandboxHost
 from runbook.sections.common import HostInfo
+from testbed.sandbox import SandboxHost
 
 from . import ours, playbook, render
 from .config import write_config

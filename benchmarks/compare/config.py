@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from runbook.config import NodeExporterConfig
-from runbook.sandbox import SandboxHost
 from runbook.sections.mirrors import sandbox_url
+from testbed.sandbox import SandboxHost
 
 REPO = Path(__file__).resolve().parents[2]
 APP_SOURCE = REPO / "tests/fixtures/ai_app"

@@ -9,7 +9,7 @@ import hashlib
 from dataclasses import dataclass
 
 from runbook.engine.steps import q
-from runbook.sandbox import SandboxHost
+from testbed.sandbox import SandboxHost
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 
-from runbook.sandbox import SandboxHost
+from testbed.sandbox import SandboxHost
 
 HERE = Path(__file__).resolve().parents[1] / "ansible"
 DEFAULT_VENV = Path(__file__).resolve().parents[1] / ".venv-ansible"

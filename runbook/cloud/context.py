@@ -25,7 +25,9 @@ def endpoint(settings: Settings) -> str | None:
     if settings.gcp.api_endpoint:
         return settings.gcp.api_endpoint
     if settings.inventory.target == "sandbox":
-        from . import local_api
+        from ..testbed_link import load
+
+        local_api = load("local_api")
 
         return local_api.ensure_running()
     return None
@@ -74,7 +76,7 @@ class CloudContext:
     api: Api
     out: Output
     dry_run: bool = False
-    # VMs are sandbox hosts: their keys are pinned by runbook.sandbox, not guest attributes.
+    # VMs are sandbox hosts: their keys are pinned by testbed.sandbox, not guest attributes.
     sandbox: bool = False
     # Facts shared between the steps of one run (the VM found, the image resolved, ...).
     notes: dict = field(default_factory=dict)

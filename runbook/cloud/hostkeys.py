@@ -5,7 +5,7 @@ keys under the guest attribute path `hostkeys/`; reading them through the authen
 writing them into the project's known_hosts means even the first SSH connection is verified.
 Where they are not available, the key is trusted on first use only if `ssh.trust_on_first_use`
 says so (the transport then records it and says so loudly); host key checking is never off.
-Sandbox VMs are pinned by runbook.sandbox when it makes the host.
+Sandbox VMs are pinned by testbed.sandbox when it makes the host.
 """
 
 from __future__ import annotations

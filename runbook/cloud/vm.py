@@ -258,8 +258,9 @@ class HostKeyStep(ResourceStep):
             return None
         address = nat_ip(instance)
         if ctx.sandbox:
-            from ..sandbox.paths import known_hosts
+            from ..testbed_link import load
 
+            known_hosts = load("sandbox.paths").known_hosts
             return {"address": address, "file": known_hosts(), "have": hostkeys.pinned(known_hosts(), address),
                     "offered": None}
         known = ctx.known_hosts()

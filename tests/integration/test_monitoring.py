@@ -1,6 +1,6 @@
 """Guide section 7 on a real sandbox host: dcgm, node-exporter and promtail through the real CLI.
 
-The host gets the monitoring stand-ins (runbook.sandbox.doubles_monitoring) in its root; Loki is a
+The host gets the monitoring stand-ins (testbed.sandbox.doubles_monitoring) in its root; Loki is a
 push receiver on this machine, on the host's link address, so the logs really leave the host. The
 tests run in file order on one module-scoped host: a tampered download first (nothing may be
 installed yet), then each task twice, the DCGM 3 -> 4 switch, and the log shipping checks.
@@ -21,14 +21,14 @@ from pathlib import Path
 import pytest
 
 from runbook.config import DcgmConfig, NodeExporterConfig, PromtailConfig
-from runbook.sandbox.doubles_monitoring import install_monitoring_doubles
-from runbook.sandbox.naming import controller_ip
 from runbook.sections.mirrors import sandbox_url
+from testbed.sandbox.doubles_monitoring import install_monitoring_doubles
+from testbed.sandbox.naming import controller_ip
 
 from helpers import inv, report
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests/doubles/loki"))
+sys.path.insert(0, str(REPO / "testbed/standins/loki"))
 import receiver  # noqa: E402
 
 pytestmark = pytest.mark.integration

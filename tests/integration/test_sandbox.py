@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from runbook.sandbox import SandboxError, boot, down, poweroff, status, up
-from runbook.sandbox.image import debian_mirror
-from runbook.sandbox.ssh import ssh_argv
+from testbed.sandbox import SandboxError, boot, down, poweroff, status, up
+from testbed.sandbox.image import debian_mirror
+from testbed.sandbox.ssh import ssh_argv
 
 REPO = Path(__file__).resolve().parents[2]
-NVIDIA_SMI = REPO / "tests/doubles/gpu/nvidia-smi"
+NVIDIA_SMI = REPO / "testbed/standins/gpu/nvidia-smi"
 # sha256 of the nvidia-smi block in the setup guide's appendix A (the text between the fences).
 GUIDE_TABLE_SHA256 = "14dcd85799e26d7d0fa5ee61d78fee6b22e0341d4d210cc378b5c78a2ecbb84f"
 

@@ -14,7 +14,7 @@ import pytest
 from test_troubleshoot_stack import evidence, run_checks
 
 from runbook import gcp
-from runbook.compute_server import ComputeServer
+from testbed.compute_server import ComputeServer
 
 PROJECT, ZONE = "demo-project", "asia-northeast3-a"
 FAST = {"op_pending_s": 0.02, "op_running_s": 0.06}

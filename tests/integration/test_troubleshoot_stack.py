@@ -140,7 +140,7 @@ def _toml(host, server_url: str) -> str:
 
 def _monitoring_doubles(host) -> None:
     """The section 7 downloads and the Loki receiver, where the sandbox does not put them by itself yet."""
-    from runbook.sandbox.doubles_monitoring import GUEST_DIR, LOKI_UNIT, install_monitoring_doubles
+    from testbed.sandbox.doubles_monitoring import GUEST_DIR, LOKI_UNIT, install_monitoring_doubles
 
     if not (host.root / GUEST_DIR.lstrip("/")).is_dir():
         install_monitoring_doubles(host.root)
@@ -163,7 +163,7 @@ def _cloud(config: Path) -> None:
 
 def _build(state_dir: Path) -> Stack:
     from runbook import sandbox
-    from runbook.compute_server import ComputeServer
+    from testbed.compute_server import ComputeServer
 
     from helpers import inv
 

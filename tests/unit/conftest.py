@@ -3,7 +3,7 @@
 import pytest
 
 from runbook import gcp
-from runbook.compute_server import ComputeServer
+from testbed.compute_server import ComputeServer
 
 from compute_api import FAST, POLICY
 

@@ -16,11 +16,11 @@ from rich.console import Console
 from runbook import cli, cloud, gcp, tasks_cloud
 from runbook.cloud import hostkeys, state
 from runbook.cloud.context import open_context
-from runbook.compute_server import ComputeServer
 from runbook.config import Settings
 from runbook.engine.output import Output
 from runbook.engine.results import CHANGED, FAILED, OK, SKIPPED
 from runbook.tasks_cloud import run_cleanup
+from testbed.compute_server import ComputeServer
 
 PROJECT = "demo-project"
 ZONE, ZONE_B = "asia-northeast3-a", "asia-northeast3-b"

@@ -12,10 +12,11 @@ from google.cloud import compute_v1
 from pydantic import SecretStr
 
 from runbook import inventory
-from runbook.cloud import context, hostkeys, local_api, state
-from runbook.cloud.sandbox_backend import SandboxBackend
+from runbook.cloud import context, hostkeys, state
 from runbook.config import Config, Secrets, Settings, parse_settings
 from runbook.errors import ConfigError
+from testbed import local_api
+from testbed.sandbox_backend import SandboxBackend
 
 KEY = ("ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5AAAAIMiaQvp2pHxvQFzYYkv4+MIsP2Kh47gL00IZD/tLOMqy")
 
@@ -86,7 +87,7 @@ class _Host:
 
 
 class FakeSandbox:
-    """runbook.sandbox's create/boot/poweroff/remove/status, in memory."""
+    """testbed.sandbox's create/boot/poweroff/remove/status, in memory."""
 
     def __init__(self):
         self.hosts: dict[str, _Host] = {}
@@ -209,10 +210,10 @@ class _SandboxHost:
 
 
 def test_sandbox_inventory_prefers_recorded_vms(tmp_path, monkeypatch):
-    import runbook.sandbox
+    import testbed.sandbox
 
     hosts = [_SandboxHost("l4rb-1", "10.231.1.2"), _SandboxHost("l4rb-2", "10.231.2.2")]
-    monkeypatch.setattr(runbook.sandbox, "status", lambda: hosts)
+    monkeypatch.setattr(testbed.sandbox, "status", lambda: hosts)
     cfg = Config(settings=Settings(), root=tmp_path,
                  secrets=Secrets(vllm_api_key=SecretStr("k"), ocr_api=SecretStr("o")))
     assert [t.name for t in inventory.targets(cfg)] == ["l4rb-1", "l4rb-2"]

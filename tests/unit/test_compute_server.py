@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from runbook import gcp
-from runbook.compute_server import ComputeServer, Faults, filters
+from testbed.compute_server import ComputeServer, Faults, filters
 
 from compute_api import FAST, POLICY
 
@@ -469,10 +469,10 @@ def test_unfinished_operation_resumes_after_restart(tmp_path):
 def test_cli_prints_its_url_and_serves(tmp_path):
     state = tmp_path / "cli.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runbook.compute_server", "--port", "0", "--state", str(state),
+        [sys.executable, "-m", "testbed.compute_server", "--port", "0", "--state", str(state),
          "--stockout", "us-central1-a", "--error-rate", "0.3", "--seed", "5",
          "--disk", f"{PROJECT}/{ZONE}/old:100", "--accelerator", "nvidia-l4=us-east4-b",
-         "--backend", "runbook.compute_server.backend:DocumentationBackend"],
+         "--backend", "testbed.compute_server.backend:DocumentationBackend"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -491,7 +491,7 @@ def test_cli_prints_its_url_and_serves(tmp_path):
 
 
 def test_finished_operations_are_pruned(api, server, monkeypatch):
-    monkeypatch.setattr("runbook.compute_server.operations.KEEP_DONE", 3)
+    monkeypatch.setattr("testbed.compute_server.operations.KEEP_DONE", 3)
     ops = [
         api.wait(api.firewalls.insert(project=PROJECT, firewall_resource=firewall(name=f"fw-{i}"))) for i in range(6)
     ]

@@ -7,7 +7,7 @@ from runbook.verify import gpu
 
 HERE = Path(__file__).resolve().parents[1]
 H100 = HERE / "fixtures" / "nvidia_smi" / "h100"  # captured on a machine with a real H100
-FAKE = HERE / "doubles" / "gpu" / "nvidia-smi"
+FAKE = HERE.parent / "testbed" / "standins" / "gpu" / "nvidia-smi"
 
 
 def test_real_h100_is_reported_as_not_an_l4():

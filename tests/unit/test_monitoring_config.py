@@ -22,7 +22,7 @@ from runbook.sections.loki_check import LokiReachable
 from runbook.sections.metrics_wait import MetricsWait
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(REPO / "tests/doubles/promtail"), str(REPO / "tests/doubles/loki")]
+sys.path[:0] = [str(REPO / "testbed/standins/promtail"), str(REPO / "testbed/standins/loki")]
 import alloy_config as alloy_double  # noqa: E402
 import promtail_config as promtail_double  # noqa: E402
 

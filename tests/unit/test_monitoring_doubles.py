@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-DOUBLES = REPO / "tests/doubles"
+DOUBLES = REPO / "testbed" / "standins"
 sys.path[:0] = [str(DOUBLES / "loki"), str(DOUBLES / "promtail")]
 import alloy_syntax  # noqa: E402
 import receiver  # noqa: E402

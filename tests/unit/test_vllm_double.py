@@ -1,4 +1,4 @@
-"""The vLLM double (tests/doubles/vllm), exercised the way the test bed uses it.
+"""The vLLM double (testbed/standins/vllm), exercised the way the test bed uses it.
 
 Its wheel is built into a local PEP 503 index, installed offline with pip into a fresh venv, and
 `vllm serve` runs as a real process talking real HTTP. No mocks.
@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DOUBLE = ROOT / "tests" / "doubles" / "vllm"
+DOUBLE = ROOT / "testbed" / "standins" / "vllm"
 
 MODEL = "LGAI-EXAONE/EXAONE-3.5-2.4B-Instruct"
 GOOD_REVISION = "e949c91dec92095908d34e6b560af77dd0c993f8"

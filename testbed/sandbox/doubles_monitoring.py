@@ -22,13 +22,14 @@ import os
 import shutil
 from pathlib import Path
 
-from ..config import DcgmConfig, NodeExporterConfig, PromtailConfig
-from ..sections.mirrors import SANDBOX_MIRROR
+from runbook.config import DcgmConfig, NodeExporterConfig, PromtailConfig
+from runbook.sections.mirrors import SANDBOX_MIRROR
+
 from .errors import SandboxError
 from .paths import image_cache
 from .shell import say
 
-DOUBLES = Path(__file__).resolve().parents[2] / "tests" / "doubles"
+DOUBLES = Path(__file__).resolve().parents[1] / "standins"
 PARTS = ("dcgm", "dcgm_exporter", "node_exporter", "promtail", "loki")
 GUEST_DIR = SANDBOX_MIRROR.removeprefix("file://")
 LOKI_UNIT = "loki-double.service"

@@ -1,7 +1,7 @@
 """The one exception the sandbox raises, so callers can tell our failures from bugs."""
 
 
-from ..errors import RunbookError
+from runbook.errors import RunbookError
 
 
 class SandboxError(RunbookError, RuntimeError):

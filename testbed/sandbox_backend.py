@@ -30,14 +30,14 @@ def _key(instance: dict) -> str:
 class SandboxBackend:
     def __init__(self, sandbox=None, folder: Path | None = None):
         if sandbox is None:
-            from .. import sandbox
+            from testbed import sandbox
         self.sandbox = sandbox
         self._folder = folder
 
     def _dir(self) -> Path:
         if self._folder is not None:
             return self._folder
-        from ..sandbox.paths import state_dir
+        from .sandbox.paths import state_dir
 
         return state_dir()
 
@@ -90,5 +90,5 @@ class SandboxBackend:
 
 
 def factory() -> SandboxBackend:
-    """`--backend runbook.cloud.sandbox_backend:factory`"""
+    """`--backend testbed.sandbox_backend:factory`"""
     return SandboxBackend()

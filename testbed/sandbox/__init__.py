@@ -2,7 +2,7 @@
 
 Each host stands in for the guide's GCP L4 VM: user `ubuntu` with passwordless sudo, reached over
 ssh with a pinned host key, packages through the controller's proxy, and a fake NVIDIA L4
-(nvidia-smi, libcuda). Needs root. `python -m runbook.sandbox up|status|down` for manual use.
+(nvidia-smi, libcuda). Needs root. `python -m testbed.sandbox up|status|down` for manual use.
 """
 
 from .errors import SandboxError

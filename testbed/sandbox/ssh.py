@@ -87,5 +87,5 @@ def wait_ready(host: SandboxHost, alive: Callable[[], bool], console: Path, time
     raise SandboxError(
         f"{host.name}: not ready after {timeout:.0f}s (last ssh error: {last_error or 'none'}).\n"
         f"Console ({console}):\n{tail(console)}\n"
-        "Tear it down with `python -m runbook.sandbox down` and try again."
+        "Tear it down with `python -m testbed.sandbox down` and try again."
     )

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the DCGM stand-in apt repository and the cuda-keyring package that registers it.
 
-    python3 tests/doubles/dcgm/build.py OUT /opt/l4rb-sandbox/monitoring/cuda
+    python3 testbed/standins/dcgm/build.py OUT /opt/l4rb-sandbox/monitoring/cuda
 
 OUT/cuda-keyring_1.1-1_all.deb   adds "deb [trusted=yes] file:<GUEST_DIR>/repo ./" (guide 7-1)
 OUT/repo/                        a flat apt repository (Packages, Release) with

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the dcgm-exporter stand-in's git repository: one tagged commit per DCGM major version.
 
-    python3 tests/doubles/dcgm_exporter/build.py DEST.git 3=3.3.9-3.6.1 4=4.2.3-4.1.3
+    python3 testbed/standins/dcgm_exporter/build.py DEST.git 3=3.3.9-3.6.1 4=4.2.3-4.1.3
 
 Each tag's tree is template/ plus hack/VERSION (upstream's DCGM/exporter versions, from the tag) and
 cmd/dcgm-exporter/libdcgm.go naming the libdcgm.so.N that tag loads. The last tag is also `main`,

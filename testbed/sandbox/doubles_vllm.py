@@ -1,7 +1,7 @@
 """Puts the vLLM double's package index into a host's root, at the path sandbox runs install from.
 
 Real vLLM needs a GPU and gigabytes of wheels; the sandbox installs the small
-stand-in of tests/doubles/vllm from a local index inside the host instead.
+stand-in of testbed/standins/vllm from a local index inside the host instead.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .errors import SandboxError
 
-BUILDER = Path(__file__).resolve().parents[2] / "tests" / "doubles" / "vllm" / "build_index.py"
+BUILDER = Path(__file__).resolve().parents[1] / "standins" / "vllm" / "build_index.py"
 GUEST_DIR = "opt/l4rb-sandbox"  # index at file:///opt/l4rb-sandbox/simple
 
 

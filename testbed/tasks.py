@@ -3,7 +3,7 @@
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
-from .errors import RunbookError
+from runbook.errors import RunbookError
 
 
 @task(help={"hosts": "how many hosts to have running (default 1)"})
@@ -39,7 +39,7 @@ def down(c, names=""):
 
     sandbox.down([n for n in names.split(",") if n] or None)
     if not names:  # every host is gone, and with them the VMs of the local Compute API
-        from .cloud import local_api
+        from . import local_api
 
         local_api.stop(forget=True)
 

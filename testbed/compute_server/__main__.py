@@ -1,6 +1,6 @@
 """CLI: serve the local Compute Engine REST API until interrupted.
 
-    python -m runbook.compute_server --port 8787 --state compute-state.json \\
+    python -m testbed.compute_server --port 8787 --state compute-state.json \\
         --stockout asia-northeast3-a --error-rate 0.3 --seed 7
 
 Prints the URL it listens on (first line of stdout), then serves. Flags are
@@ -57,7 +57,7 @@ def load_backend(spec: str):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m runbook.compute_server", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m testbed.compute_server", description=__doc__.split("\n\n")[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port")
     p.add_argument("--state", metavar="FILE", help="JSON file the state is kept in across restarts")

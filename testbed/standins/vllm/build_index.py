@@ -5,7 +5,7 @@ Standard library only and offline: no setuptools, no build isolation, no network
 serves `pip install --index-url file://DEST/simple vllm` directly, or over HTTP with any static
 file server rooted at DEST (e.g. `python3 -m http.server -d DEST`, index URL http://HOST:PORT/simple).
 
-    python3 tests/doubles/vllm/build_index.py DEST      # prints DEST/simple
+    python3 testbed/standins/vllm/build_index.py DEST      # prints DEST/simple
 
 The wheel is reproducible: same sources, same bytes (fixed timestamps, sorted entries).
 """

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Package the Promtail/Alloy stand-in like the upstream release zips, with their SHA256SUMS.
 
-    python3 tests/doubles/promtail/build.py OUT 3.4.2 1.10.2
+    python3 testbed/standins/promtail/build.py OUT 3.4.2 1.10.2
 
 OUT/promtail/v3.4.2/promtail-linux-amd64.zip  holding promtail-linux-amd64 (mode 0755)
 OUT/promtail/v3.4.2/SHA256SUMS

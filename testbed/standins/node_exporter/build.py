@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Repackage Debian's real node_exporter as the upstream release tarball, with its checksum list.
 
-    python3 tests/doubles/node_exporter/build.py OUT 1.9.0 [path/to/prometheus-node-exporter.deb]
+    python3 testbed/standins/node_exporter/build.py OUT 1.9.0 [path/to/prometheus-node-exporter.deb]
 
 OUT/v1.9.0/node_exporter-1.9.0.linux-amd64.tar.gz   node_exporter-1.9.0.linux-amd64/{node_exporter,
                                                    LICENSE, NOTICE}, laid out like upstream's

@@ -1,4 +1,4 @@
-"""python -m runbook.sandbox up|status|down|poweroff|boot|ssh: the test bed by hand."""
+"""python -m testbed.sandbox up|status|down|poweroff|boot|ssh: the test bed by hand."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from .ssh import ssh_argv
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runbook.sandbox", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m testbed.sandbox", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="create/boot hosts (idempotent)")
     p_up.add_argument("--hosts", type=int, default=1, help="how many hosts (default 1)")

@@ -1,4 +1,4 @@
-"""Installs the fake-L4 kit (tests/doubles/gpu) into a host's root: the GPU the guide expects.
+"""Installs the fake-L4 kit (testbed/standins/gpu) into a host's root: the GPU the guide expects.
 
 nvidia-smi goes to /usr/bin; libcuda is compiled on the controller (gcc) from libcuda.c and laid
 out like the driver package does it: libcuda.so.<driver> with libcuda.so.1 and libcuda.so links in
@@ -17,7 +17,7 @@ from .errors import SandboxError
 from .paths import image_cache
 from .shell import run
 
-KIT = Path(__file__).resolve().parents[2] / "tests" / "doubles" / "gpu"
+KIT = Path(__file__).resolve().parents[1] / "standins" / "gpu"
 DRIVER_VERSION = "580.126.09"
 LIBDIR = "usr/lib/x86_64-linux-gnu"
 

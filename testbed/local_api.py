@@ -21,12 +21,12 @@ import urllib.request
 from pathlib import Path
 
 PORT = 8780
-BACKEND = "runbook.cloud.sandbox_backend:factory"
+BACKEND = "testbed.sandbox_backend:factory"
 START_TIMEOUT = 30.0
 
 
 def _dir() -> Path:
-    from ..sandbox.paths import state_dir
+    from .sandbox.paths import state_dir
 
     return state_dir()
 
@@ -62,7 +62,7 @@ def _ours(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"runbook.compute_server" in cmdline and str(state_path()).encode() in cmdline
+    return b"testbed.compute_server" in cmdline and str(state_path()).encode() in cmdline
 
 
 def running() -> str | None:
@@ -97,7 +97,7 @@ def ensure_running() -> str:
                "PYTHONPATH": os.pathsep.join(filter(None, [str(package_root), os.environ.get("PYTHONPATH")]))}
         with open(log, "w") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "runbook.compute_server", "--port", str(_port()),
+                [sys.executable, "-m", "testbed.compute_server", "--port", str(_port()),
                  "--state", str(state_path()), "--backend", BACKEND],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=package_root,
                 start_new_session=True,
@@ -108,7 +108,7 @@ def ensure_running() -> str:
 
 
 def _wait_for_url(proc: subprocess.Popen, log: Path) -> str:
-    from ..errors import RunbookError
+    from runbook.errors import RunbookError
 
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
