@@ -185,7 +185,7 @@ def fix_b18(r: Repair, finding: Finding) -> Outcome:
     extra = []
     if finding.data.get("kind") == "stale":
         extra = [Command(guide="4-5", title=f"restart {APP} (it started before its log directory was usable)",
-                         check="false", run=f"systemctl restart {APP}")]
+                         check="false", run=f"systemctl restart {APP}", restarts=(APP,))]
     return section_fix(r, "B-18", "ai-server", pick, adjust, extra)
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from runbook.engine.results import FAILED
 from runbook.engine.runner import run_steps
 from runbook.engine.steps import Command, Service, Step, q
+from runbook.engine.wait import HttpWait
 from runbook.sections import HOST_SECTIONS
 
 from .context import Repair
@@ -66,9 +67,18 @@ def section_fix(repair: Repair, item: str, section: str, pick: Callable[[Step], 
     """The steps of *section* that *pick* selects (changed by *adjust*, plus *extra*), run on the host."""
     if repair.loaded.config is None:
         return secrets_missing(repair, item, section)
-    steps = [adjust(s) if adjust else s for s in section_steps(repair, section) if pick(s)]
-    steps = _insert_before_services(steps, extra or [])
+    every = section_steps(repair, section)
+    steps = [adjust(s) if adjust else s for s in every if pick(s)]
+    steps = _with_waits(_insert_before_services(steps, extra or []), every)
     return apply_steps(repair, f"{section} (fix {item})", HOST_SECTIONS[section].guide, steps)
+
+
+def _with_waits(steps: list[Step], section: list[Step]) -> list[Step]:
+    """A fix that may restart a unit ends with the section's wait for that unit, so "after the fix" is judged
+    once the service answers again, not while it starts."""
+    units = {s.unit for s in steps if isinstance(s, Service)} | {u for s in steps for u in s.restarts}
+    waited = {s.unit for s in steps if isinstance(s, HttpWait)}
+    return steps + [s for s in section if isinstance(s, HttpWait) and s.unit in units - waited]
 
 
 def _insert_before_services(steps: list[Step], extra: list[Step]) -> list[Step]:

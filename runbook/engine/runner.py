@@ -4,6 +4,12 @@ Facts come in one batch; each step is then planned against its fact and, if
 it must change and this is not a dry run, applied. A changed step notifies
 its handlers (a unit file change makes the service restart once). The first
 failure stops the host with the command's exit code and last output lines.
+
+A fact is only as fresh as the moment it was gathered, and the batch is
+gathered before any step of this part runs. The runner notes each unit that a
+step of this part changed, restarted or finished waiting for; a step that
+watches such a unit is gathered again before it is judged, so a check never
+reads a service from before its last restart or before it became ready.
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ def run_steps(
     """Run *steps* on *transport*; never raises for a step failure, it is reported.
 
     *into* continues an earlier part of the same section (its late steps, run after other
-    sections so long waits overlap), with the handlers that part notified.
+    sections so long waits overlap), with the handlers that part notified. Either part
+    re-reads a step's fact when a unit it watches moved after the part's batch was read.
     """
     started, commands_before = time.monotonic(), transport.commands
     result = into or SectionResult(host=transport.name, section=section, dry_run=dry_run)
@@ -46,27 +53,41 @@ def run_steps(
         out.step(result.steps[-1], dry_run)
         return _finish(result, started, transport, commands_before, elapsed_before, commands_earlier)
     state = RunState(notified=frozenset(result.notified))
+    # Units changed, restarted or newly ready since the batch was read: facts about them are stale.
+    moved: set[str] = set()
     failed = False
     for step, fact in zip(steps, facts, strict=True):
         if failed:
             result.steps.append(StepResult(transport.name, section, step.guide, step.title, SKIPPED))
             continue
         step_started = time.monotonic()
-        if state.notified & set(step.refresh_on):
-            if dry_run:  # the fact would only be known after the changes above
-                record = StepResult(transport.name, section, step.guide, step.title, OK,
-                                    summary="would check after the changes above")
+        if dry_run and state.notified & set(step.refresh_on):
+            # the fact would only be known after the changes above
+            record = StepResult(transport.name, section, step.guide, step.title, OK,
+                                summary="would check after the changes above")
+            result.steps.append(record)
+            out.step(record, dry_run)
+            continue
+        if not dry_run and moved & set(step.watches()):
+            try:
+                fact = gather(transport, [step])[0]
+            except RunbookError as err:
+                failed = True
+                record = StepResult(transport.name, section, step.guide, step.title, FAILED,
+                                    summary="could not read its fact again", error=str(err))
                 result.steps.append(record)
                 out.step(record, dry_run)
                 continue
-            if not into:  # a continued part gathered its facts after those changes already
-                fact = gather(transport, [step])[0]
         plan = step.plan(fact, state)
         record = _apply(transport, step, plan, out, dry_run)
         record.seconds = round(time.monotonic() - step_started, 3)
         if record.status == FAILED:
             failed = True
             record.hint = (hints or {}).get(step.guide, "")
+        if record.status == CHANGED and not dry_run:
+            moved |= {*step.notify, *step.restarted(plan)}
+        if isinstance(step, HttpWait) and plan.data == "wait" and record.status == OK and not dry_run:
+            moved.add(step.unit)  # it became ready just now: what was read while it started is stale
         if record.status == CHANGED and step.notify:
             state = RunState(notified=state.notified | set(step.notify))
         result.steps.append(record)

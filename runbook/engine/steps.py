@@ -43,9 +43,11 @@ class Step:
     guide: str
     title: str
     notify: tuple[str, ...] = ()
-    # Re-read the fact (one extra command) when an earlier step notified one of these:
-    # the batch was gathered before that change, e.g. before a service restart.
+    # Re-read the fact (one extra command) when one of these units changed, restarted or became
+    # ready after the fact was gathered: the batch may predate e.g. a service restart.
     refresh_on: tuple[str, ...] = ()
+    # Units this step's change restarts by itself (a command that runs `systemctl restart X`).
+    restarts: tuple[str, ...] = ()
 
     def probe(self) -> str:
         """Shell that prints the fact; it must not change anything."""
@@ -61,6 +63,14 @@ class Step:
     def doc(self) -> dict[str, str]:
         """What the docs say: checks, changes, runs (the same strings the run uses)."""
         return {"checks": self.probe().strip(), "changes": self.title, "runs": ""}
+
+    def restarted(self, plan: Plan) -> tuple[str, ...]:
+        """Units that applying *plan* started or restarted: facts about them read before are stale."""
+        return self.restarts
+
+    def watches(self) -> tuple[str, ...]:
+        """Units whose restart or readiness makes this step's fact stale."""
+        return self.refresh_on
 
 
 def _meta_probe(path: str) -> str:
@@ -323,6 +333,9 @@ class Service(Step):
             todo.append("restart")
         return Plan(bool(todo), f"{' + '.join(todo)} {self.unit}" if todo else "",
                     "".join(f"+ systemctl {t} {self.unit}\n" for t in todo), data=tuple(todo))
+
+    def restarted(self, plan: Plan) -> tuple[str, ...]:
+        return (self.unit,) if {"start", "restart"} & set(plan.data or ()) else self.restarts
 
     def script(self, plan: Plan) -> str:
         # reset-failed clears the restart counter too: crashes from before this restart

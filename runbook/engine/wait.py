@@ -66,6 +66,10 @@ class HttpWait(Step):
                     return f"{advice}\n      evidence: {line.strip()}"
         return ""
 
+    def watches(self) -> tuple[str, ...]:
+        """A wait's fact is about its own unit: a restart of it makes the fact stale."""
+        return (*self.refresh_on, self.unit)
+
     def plan(self, fact: str, state: RunState) -> Plan:
         code = fact.strip()
         if code == str(self.expect) and self.unit not in state.notified:
