@@ -7,6 +7,7 @@ stand-in of testbed/standins/vllm from a local index inside the host instead.
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -15,6 +16,26 @@ from .errors import SandboxError
 
 BUILDER = Path(__file__).resolve().parents[1] / "standins" / "vllm" / "build_index.py"
 GUEST_DIR = "opt/l4rb-sandbox"  # index at file:///opt/l4rb-sandbox/simple
+# The stand-in's per-host settings (read by vllm/_double/settings.py in the host).
+SETTINGS = "etc/l4rb-standins/vllm.env"
+# Seconds from `vllm serve` to ready on new hosts; L4RB_VLLM_START_SECONDS at `inv sandbox.up` changes it
+# (e.g. 3 for a quick demo). The default is the stand-in's own: at least 20 s, as on a real L4 the
+# start is never instant (guide B-12).
+START_ENV = "L4RB_VLLM_START_SECONDS"
+
+
+def write_settings(root: Path) -> Path:
+    """The stand-in's settings file in *root*: its start time, editable per host afterwards."""
+    path = root / SETTINGS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["# Settings of the vLLM stand-in on this sandbox host (KEY=VALUE; a unit drop-in's Environment= wins)."]
+    start = os.environ.get(START_ENV, "").strip()
+    if start:
+        float(start)  # a typo must fail here, not leave every start at the default
+        lines.append(f"VLLM_DOUBLE_START_SECONDS={start}")
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o644)
+    return path
 
 
 def install_vllm_index(root: Path) -> Path:
@@ -33,4 +54,5 @@ def install_vllm_index(root: Path) -> Path:
         shutil.copytree(index, target / "simple")
     for path in [target, *target.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
+    write_settings(root)
     return Path("/") / GUEST_DIR / "simple"

@@ -116,7 +116,7 @@ def env(tmp_path) -> dict[str, str]:
         **clean,
         "HF_HOME": str(tmp_path / "hf"),
         "VLLM_CACHE_ROOT": str(tmp_path / "vllm-cache"),
-        "VLLM_DOUBLE_SPEED": "10000",
+        "VLLM_DOUBLE_START_SECONDS": "0",
     }
 
 
@@ -560,3 +560,48 @@ def test_hang_stops_after_loading_without_serving(vllm_bin, env, tmp_path):
             http("GET", f"{srv.base}/health")
         assert srv.stop() == 0
     assert "Starting vLLM API server" not in srv.text()
+
+
+# ---------------------------------------------------------------- start time (guide B-12)
+
+
+def test_start_takes_the_hosts_configured_time_and_refuses_until_ready(vllm_bin, env, tmp_path):
+    """The settings file sets the start time; before it is over the port refuses, as vLLM's does while loading."""
+    settings = tmp_path / "standins.env"
+    settings.write_text("# a host's settings\nVLLM_DOUBLE_START_SECONDS=4\n")
+    env = {k: v for k, v in env.items() if k != "VLLM_DOUBLE_START_SECONDS"}
+    env["VLLM_DOUBLE_SETTINGS"] = str(settings)
+    port = free_port()
+    started = time.monotonic()
+    with Served(vllm_bin, guide_args(port), env, tmp_path / "timed.log") as srv:
+        srv.wait_for_line("Starting to load model")
+        assert time.monotonic() - started < 4
+        with pytest.raises(OSError):  # connection refused: not a 200, not an empty model list
+            http("GET", f"{srv.base}/health")
+        with pytest.raises(OSError):
+            http("GET", f"{srv.base}/v1/models")
+        srv.wait_healthy(timeout=30)
+        took = time.monotonic() - started
+        assert srv.stop() == 0
+    assert 4 <= took < 12, took
+    assert_in_order(srv.text(), "Time spent downloading weights", "Loading weights took ", "init engine",
+                    "Application startup complete.")
+    # A drop-in's Environment= wins over the file.
+    with Served(vllm_bin, guide_args(port), {**env, "VLLM_DOUBLE_START_SECONDS": "0"}, tmp_path / "fast.log") as srv:
+        quick = time.monotonic()
+        srv.wait_healthy(timeout=30)
+        assert time.monotonic() - quick < 3
+        srv.stop()
+
+
+def test_default_start_time_is_twenty_seconds(vllm_bin, env, tmp_path):
+    env = {k: v for k, v in env.items() if k != "VLLM_DOUBLE_START_SECONDS"}
+    env["VLLM_DOUBLE_SETTINGS"] = str(tmp_path / "absent.env")
+    python = vllm_bin.parent / "python"
+    probe = "from vllm._double import settings; print(settings.start_seconds())"
+    result = subprocess.run([str(python), "-c", probe], env=env, capture_output=True, text=True, timeout=30)
+    assert result.stdout.strip() == "20.0", result.stderr
+    (tmp_path / "typo.env").write_text("VLLM_DOUBLE_START_SECONDS=soon\n")
+    env["VLLM_DOUBLE_SETTINGS"] = str(tmp_path / "typo.env")
+    result = subprocess.run([str(python), "-c", probe], env=env, capture_output=True, text=True, timeout=30)
+    assert result.stdout.strip() == "20.0", result.stderr

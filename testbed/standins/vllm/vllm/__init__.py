@@ -1,7 +1,7 @@
-"""Test double of vLLM: `vllm serve` with the real argument surface, fake GPU, OpenAI-compatible API.
+"""Stand-in for the `vllm` distribution on test hosts without a GPU (this project's own code).
 
-Only the standard library is used. See README.md beside this package for the knobs
-(VLLM_DOUBLE_SPEED, VLLM_DOUBLE_FAIL) and the log lines it prints.
+`vllm serve` parses the documented options, walks through a start's phases (guide B-12) in a
+configurable time, and serves the OpenAI-compatible API. See README.md beside this package.
 """
 
 __version__ = "0.15.1+double"

@@ -21,8 +21,10 @@ What a start prints, in order (vLLM 0.15 wording; first start of the guide's uni
     APIServer   Starting vLLM API server 0 on http://0.0.0.0:8001
     APIServer   INFO:     Application startup complete.
 
-Durations printed are the simulated (L4-like) ones; the double actually sleeps them divided by
-VLLM_DOUBLE_SPEED. Failures are injected with VLLM_DOUBLE_FAIL (sm, rope, oom, hang), or follow
+Durations printed are the simulated (L4-like) ones; the wall time is scaled so that the whole start
+takes VLLM_DOUBLE_START_SECONDS (default 20 s, see settings.py). The phase wording and order come from
+the journals of real starts (guide B-12 lists the phases: download, load, compile, warm-up).
+Failures are injected with VLLM_DOUBLE_FAIL (sm, rope, oom, hang), or follow
 from the arguments the way they would on the real card (memory arithmetic, LoRA settings).
 """
 
@@ -40,8 +42,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vllm import __version__, envs
-from vllm.logger import api_log, engine_log
+from vllm import __version__
+from vllm._double import settings
+from vllm._double.log import api_log, engine_log
 
 GiB = 1024**3
 MiB = 1024**2
@@ -237,15 +240,14 @@ def adapter_rank(path: str) -> int:
 
 # ---------------------------------------------------------------- tracebacks
 
-Frame = tuple[str, int, str, "str | None"]
+# (file, line, function): where a real start's traceback passes. The stand-in ships no vLLM source,
+# so, as Python does for any frame whose source file it cannot read, no code line follows a frame.
+Frame = tuple[str, int, str]
 
 
 def render_traceback(frames: list[Frame], final: str) -> str:
     lines = ["Traceback (most recent call last):"]
-    for file, lineno, func, code in frames:
-        lines.append(f'  File "{file}", line {lineno}, in {func}')
-        if code:
-            lines.append(f"    {code}")
+    lines += [f'  File "{file}", line {lineno}, in {func}' for file, lineno, func in frames]
     lines.append(final)
     return "\n".join(lines)
 
@@ -253,16 +255,15 @@ def render_traceback(frames: list[Frame], final: str) -> str:
 def _api_front() -> list[Frame]:
     V, S, L = _pkg_dir(), _site_dir(), _stdlib_dir()
     return [
-        (_bin_path(), 10, "<module>", "sys.exit(main())"),
-        (f"{V}/entrypoints/cli/main.py", 73, "main", "args.dispatch_function(args)"),
-        (f"{V}/entrypoints/cli/serve.py", 60, "cmd", "uvloop.run(run_server(args))"),
-        (f"{S}/uvloop/__init__.py", 96, "run", "return __asyncio.run("),
-        (f"{L}/asyncio/runners.py", 190, "run", "return runner.run(main)"),
-        (f"{L}/asyncio/runners.py", 118, "run", "return self._loop.run_until_complete(task)"),
-        ("uvloop/loop.pyx", 1518, "uvloop.loop.Loop.run_until_complete", None),
-        (f"{S}/uvloop/__init__.py", 48, "wrapper", "return await main"),
-        (f"{V}/entrypoints/openai/api_server.py", 1398, "run_server",
-         "await run_server_worker(listen_address, sock, args, **uvicorn_kwargs)"),
+        (_bin_path(), 10, "<module>"),
+        (f"{V}/entrypoints/cli/main.py", 73, "main"),
+        (f"{V}/entrypoints/cli/serve.py", 60, "cmd"),
+        (f"{S}/uvloop/__init__.py", 96, "run"),
+        (f"{L}/asyncio/runners.py", 190, "run"),
+        (f"{L}/asyncio/runners.py", 118, "run"),
+        ("uvloop/loop.pyx", 1518, "uvloop.loop.Loop.run_until_complete"),
+        (f"{S}/uvloop/__init__.py", 48, "wrapper"),
+        (f"{V}/entrypoints/openai/api_server.py", 1398, "run_server"),
     ]
 
 
@@ -270,11 +271,10 @@ def _api_to_engine_client() -> list[Frame]:
     V, L = _pkg_dir(), _stdlib_dir()
     return [
         *_api_front(),
-        (f"{V}/entrypoints/openai/api_server.py", 1417, "run_server_worker", "async with build_async_engine_client("),
-        (f"{L}/contextlib.py", 210, "__aenter__", "return await anext(self.gen)"),
-        (f"{V}/entrypoints/openai/api_server.py", 172, "build_async_engine_client",
-         "async with build_async_engine_client_from_engine_args("),
-        (f"{L}/contextlib.py", 210, "__aenter__", "return await anext(self.gen)"),
+        (f"{V}/entrypoints/openai/api_server.py", 1417, "run_server_worker"),
+        (f"{L}/contextlib.py", 210, "__aenter__"),
+        (f"{V}/entrypoints/openai/api_server.py", 172, "build_async_engine_client"),
+        (f"{L}/contextlib.py", 210, "__aenter__"),
     ]
 
 
@@ -282,20 +282,18 @@ def _api_config_frames(config_class: str) -> list[Frame]:
     V, S = _pkg_dir(), _site_dir()
     frames = [
         *_api_to_engine_client(),
-        (f"{V}/entrypoints/openai/api_server.py", 198, "build_async_engine_client_from_engine_args",
-         "vllm_config = engine_args.create_engine_config(usage_context=usage_context)"),
+        (f"{V}/entrypoints/openai/api_server.py", 198, "build_async_engine_client_from_engine_args"),
     ]
     if config_class == "ModelConfig":
         frames += [
-            (f"{V}/engine/arg_utils.py", 1350, "create_engine_config", "model_config = self.create_model_config()"),
-            (f"{V}/engine/arg_utils.py", 1206, "create_model_config", "return ModelConfig("),
+            (f"{V}/engine/arg_utils.py", 1350, "create_engine_config"),
+            (f"{V}/engine/arg_utils.py", 1206, "create_model_config"),
         ]
     else:
         frames.append(
-            (f"{V}/engine/arg_utils.py", 1391, "create_engine_config", f"{config_class.lower()} = {config_class}(")
+            (f"{V}/engine/arg_utils.py", 1391, "create_engine_config")
         )
-    frames.append((f"{S}/pydantic/_internal/_dataclasses.py", 121, "__init__",
-                   "s.__pydantic_validator__.validate_python(ArgsKwargs(args, kwargs), self_instance=s)"))
+    frames.append((f"{S}/pydantic/_internal/_dataclasses.py", 121, "__init__"))
     return frames
 
 
@@ -317,8 +315,8 @@ def validation_error(config_class: str, field_name: str | None, message: str, er
 def _engine_head() -> list[Frame]:
     V = _pkg_dir()
     return [
-        (f"{V}/v1/engine/core.py", 857, "run_engine_core", "engine_core = EngineCoreProc(*args, **kwargs)"),
-        (f"{V}/v1/engine/core.py", 637, "__init__", "super().__init__("),
+        (f"{V}/v1/engine/core.py", 857, "run_engine_core"),
+        (f"{V}/v1/engine/core.py", 637, "__init__"),
     ]
 
 
@@ -326,21 +324,16 @@ def _engine_profile_frames() -> list[Frame]:
     V, S = _pkg_dir(), _site_dir()
     return [
         *_engine_head(),
-        (f"{V}/v1/engine/core.py", 109, "__init__",
-         "num_gpu_blocks, num_cpu_blocks, kv_cache_config = self._initialize_kv_caches("),
-        (f"{V}/v1/engine/core.py", 221, "_initialize_kv_caches",
-         "available_gpu_memory = self.model_executor.determine_available_memory()"),
-        (f"{V}/v1/executor/abstract.py", 126, "determine_available_memory",
-         'return self.collective_rpc("determine_available_memory")'),
-        (f"{V}/v1/executor/uniproc_executor.py", 75, "collective_rpc",
-         "result = run_method(self.driver_worker, method, args, kwargs)"),
-        (f"{V}/v1/serial_utils.py", 479, "run_method", "return func(*args, **kwargs)"),
-        (f"{S}/torch/utils/_contextlib.py", 120, "decorate_context", "return func(*args, **kwargs)"),
-        (f"{V}/v1/worker/gpu_worker.py", 324, "determine_available_memory", "self.model_runner.profile_run()"),
-        (f"{V}/v1/worker/gpu_model_runner.py", 4231, "profile_run",
-         "hidden_states, last_hidden_states = self._dummy_run("),
-        (f"{S}/torch/utils/_contextlib.py", 120, "decorate_context", "return func(*args, **kwargs)"),
-        (f"{V}/v1/worker/gpu_model_runner.py", 3940, "_dummy_run", "outputs = self.model("),
+        (f"{V}/v1/engine/core.py", 109, "__init__"),
+        (f"{V}/v1/engine/core.py", 221, "_initialize_kv_caches"),
+        (f"{V}/v1/executor/abstract.py", 126, "determine_available_memory"),
+        (f"{V}/v1/executor/uniproc_executor.py", 75, "collective_rpc"),
+        (f"{V}/v1/serial_utils.py", 479, "run_method"),
+        (f"{S}/torch/utils/_contextlib.py", 120, "decorate_context"),
+        (f"{V}/v1/worker/gpu_worker.py", 324, "determine_available_memory"),
+        (f"{V}/v1/worker/gpu_model_runner.py", 4231, "profile_run"),
+        (f"{S}/torch/utils/_contextlib.py", 120, "decorate_context"),
+        (f"{V}/v1/worker/gpu_model_runner.py", 3940, "_dummy_run"),
     ]
 
 
@@ -350,17 +343,15 @@ def fail_engine(engine_frames: list[Frame], final: str) -> StartupFailed:
     engine_log.error("core.py:866", "EngineCore failed to start.\n" + render_traceback(engine_frames, final))
     api_frames = [
         *_api_to_engine_client(),
-        (f"{V}/entrypoints/openai/api_server.py", 213, "build_async_engine_client_from_engine_args",
-         "async_llm = AsyncLLM.from_vllm_config("),
-        (f"{V}/v1/engine/async_llm.py", 222, "from_vllm_config", "return cls("),
-        (f"{V}/v1/engine/async_llm.py", 141, "__init__", "self.engine_core = EngineCoreClient.make_async_mp_client("),
-        (f"{V}/v1/engine/core_client.py", 121, "make_async_mp_client", "return AsyncMPClient(*client_args)"),
-        (f"{V}/v1/engine/core_client.py", 808, "__init__", "super().__init__("),
-        (f"{V}/v1/engine/core_client.py", 469, "__init__",
-         "with launch_core_engines(vllm_config, executor_class, log_stats) as ("),
-        (f"{L}/contextlib.py", 144, "__exit__", "next(self.gen)"),
-        (f"{V}/v1/engine/utils.py", 934, "launch_core_engines", "wait_for_engine_startup("),
-        (f"{V}/v1/engine/utils.py", 993, "wait_for_engine_startup", "raise RuntimeError("),
+        (f"{V}/entrypoints/openai/api_server.py", 213, "build_async_engine_client_from_engine_args"),
+        (f"{V}/v1/engine/async_llm.py", 222, "from_vllm_config"),
+        (f"{V}/v1/engine/async_llm.py", 141, "__init__"),
+        (f"{V}/v1/engine/core_client.py", 121, "make_async_mp_client"),
+        (f"{V}/v1/engine/core_client.py", 808, "__init__"),
+        (f"{V}/v1/engine/core_client.py", 469, "__init__"),
+        (f"{L}/contextlib.py", 144, "__exit__"),
+        (f"{V}/v1/engine/utils.py", 934, "launch_core_engines"),
+        (f"{V}/v1/engine/utils.py", 993, "wait_for_engine_startup"),
     ]
     return fail_api(
         api_frames,
@@ -398,30 +389,67 @@ class EngineConfig:
 
 
 class Pacer:
-    """Sleeps simulated seconds, compressed by VLLM_DOUBLE_SPEED; prints L4-like durations."""
+    """Sleeps nominal L4 seconds times a scale, so a whole start takes VLLM_DOUBLE_START_SECONDS.
+
+    The log prints the nominal (L4-like, guide B-12) durations; the wall time is scaled. The scale
+    is set once the arguments are known (first start or cached, eager or compiled).
+    """
 
     def __init__(self) -> None:
-        self.speed = envs.double_speed()
+        self.scale = 0.0
+        self.started = time.monotonic()
         self.rng = random.Random(os.getpid())
+
+    def plan(self, nominal_total: float) -> None:
+        self.scale = settings.start_seconds() / nominal_total if nominal_total > 0 else 0.0
 
     def nominal(self, seconds: float) -> float:
         return seconds * self.rng.uniform(0.92, 1.08)
 
     def spend(self, seconds: float) -> float:
-        time.sleep(seconds / self.speed)
+        time.sleep(seconds * self.scale)
         return seconds
+
+    def until_ready_time(self) -> None:
+        """Never ready sooner than the configured start time (the jitter above may run short)."""
+        left = settings.start_seconds() - (time.monotonic() - self.started)
+        if left > 0:
+            time.sleep(left)
+
+
+PACER = Pacer()
+
+# Nominal L4 durations of each phase (seconds), the ones run_engine spends below.
+CONFIG_FETCH, ENGINE_INIT, DOWNLOAD_RATE = 1.5, 3.0, 85e6
+LOAD_2_4B, LOAD_TAIL = 55.0, 1.2
+DYNAMO, COMPILE, COMPILE_CACHED, GRAPHS = 7.5, 38.0, 6.0, 10.0
+PROFILE, WARMUP = 2.5, 0.8
+
+
+def nominal_start(args) -> float:
+    """How long this start takes on an L4 (guide B-12), before any scaling."""
+    facts = facts_for(args.model)
+    weights = facts.weight_bytes({"auto": "bfloat16", "half": "float16", "float": "float32"}.get(args.dtype,
+                                                                                               args.dtype))
+    total = CONFIG_FETCH + ENGINE_INIT + LOAD_2_4B * facts.params_b / 2.4 + LOAD_TAIL + PROFILE + WARMUP
+    if not is_local(args.model) and not is_downloaded(hub_cache(args.download_dir), args.model, args.revision, facts):
+        total += weights / DOWNLOAD_RATE
+    if not args.enforce_eager:
+        total += DYNAMO + COMPILE + GRAPHS
+    return total
 
 
 def build_config(args) -> EngineConfig:
     """What `create_engine_config` resolves, with the checks that fail before the engine starts."""
-    failures = envs.double_failures()
+    failures = settings.failures()
     model = args.model
     facts = facts_for(model)
     local_model = is_local(model)
-    pacer = Pacer()
+    pacer = PACER
+    pacer.plan(nominal_start(args))
 
     # Fetching config.json (and, with trust_remote_code, the model's configuration code).
-    pacer.spend(1.5)
+    pacer.spend(CONFIG_FETCH)
     if "rope" in failures and not local_model and args.revision != PINNED_GOOD_REVISION:
         commit = resolve_commit(args.revision)
         modules = hf_home() / "modules" / "transformers_modules" / Path(*model.split("/")) / commit
@@ -434,19 +462,15 @@ def build_config(args) -> EngineConfig:
         V, S = _pkg_dir(), _site_dir()
         frames = [
             *_api_config_frames("ModelConfig"),
-            (f"{V}/config/model.py", 458, "__post_init__", "hf_config = get_config("),
-            (f"{V}/transformers_utils/config.py", 623, "get_config", "config_dict, config = config_parser.parse("),
-            (f"{V}/transformers_utils/config.py", 159, "parse", "config = AutoConfig.from_pretrained("),
-            (f"{S}/transformers/models/auto/configuration_auto.py", 1346, "from_pretrained",
-             "config_class = get_class_from_dynamic_module("),
-            (f"{S}/transformers/dynamic_module_utils.py", 604, "get_class_from_dynamic_module",
-             "return get_class_in_module(class_name, final_module, force_reload=force_download)"),
-            (f"{S}/transformers/dynamic_module_utils.py", 309, "get_class_in_module",
-             "module_spec.loader.exec_module(module)"),
-            ("<frozen importlib._bootstrap_external>", 940, "exec_module", None),
-            ("<frozen importlib._bootstrap>", 241, "_call_with_frames_removed", None),
-            (f"{modules}/configuration_exaone.py", 20, "<module>",
-             "from transformers.modeling_rope_utils import RopeParameters"),
+            (f"{V}/config/model.py", 458, "__post_init__"),
+            (f"{V}/transformers_utils/config.py", 623, "get_config"),
+            (f"{V}/transformers_utils/config.py", 159, "parse"),
+            (f"{S}/transformers/models/auto/configuration_auto.py", 1346, "from_pretrained"),
+            (f"{S}/transformers/dynamic_module_utils.py", 604, "get_class_from_dynamic_module"),
+            (f"{S}/transformers/dynamic_module_utils.py", 309, "get_class_in_module"),
+            ("<frozen importlib._bootstrap_external>", 940, "exec_module"),
+            ("<frozen importlib._bootstrap>", 241, "_call_with_frames_removed"),
+            (f"{modules}/configuration_exaone.py", 20, "<module>"),
         ]
         raise fail_api(
             frames,
@@ -456,7 +480,7 @@ def build_config(args) -> EngineConfig:
 
     derived = facts.max_position
     max_model_len = args.max_model_len if args.max_model_len is not None else derived
-    if args.max_model_len is not None and args.max_model_len > derived and not envs.allow_long_max_model_len():
+    if args.max_model_len is not None and args.max_model_len > derived and not settings.allow_long_max_model_len():
         message = (
             f"Value error, User-specified max_model_len ({args.max_model_len}) is greater than the derived "
             f"max_model_len (max_position_embeddings={float(derived)} or model_max_length=None in model's "
@@ -551,19 +575,18 @@ def _torch_warning(text: str) -> str:
 
 def run_engine(cfg: EngineConfig) -> None:
     """EngineCore start: load (download on first start), compile, profile, KV cache, graphs."""
-    pacer = Pacer()
+    pacer = PACER
     V, S = _pkg_dir(), _site_dir()
     t_engine = 0.0
 
     engine_log.info("core.py:96", _engine_config_line(cfg))
-    t_engine += pacer.spend(3.0)
+    t_engine += pacer.spend(ENGINE_INIT)
     if cfg.tensor_parallel_size > GPU_COUNT:
         raise fail_engine(
             [*_engine_head(),
-             (f"{V}/v1/engine/core.py", 93, "__init__", "self.model_executor = executor_class(vllm_config)"),
-             (f"{V}/v1/executor/abstract.py", 101, "__init__", "self._init_executor()"),
-             (f"{V}/v1/executor/multiproc_executor.py", 104, "_init_executor",
-              "assert self.world_size <= cuda_device_count_stateless(), (")],
+             (f"{V}/v1/engine/core.py", 93, "__init__"),
+             (f"{V}/v1/executor/abstract.py", 101, "__init__"),
+             (f"{V}/v1/executor/multiproc_executor.py", 104, "_init_executor")],
             f"AssertionError: please set tensor_parallel_size ({cfg.tensor_parallel_size}) to less than max "
             f"local gpu count ({GPU_COUNT})",
         )
@@ -588,7 +611,7 @@ def run_engine(cfg: EngineConfig) -> None:
         engine_log.info("weight_utils.py:527", "Using model weights format ['*.safetensors']")
         if not is_downloaded(cache, cfg.model, cfg.revision, facts):
             # ~85 MB/s from the Hub to a GCP VM: 5 GB in about a minute (guide B-12).
-            spent = pacer.spend(pacer.nominal(weights / 85e6))
+            spent = pacer.spend(pacer.nominal(weights / DOWNLOAD_RATE))
             load_start += spent
             mark_downloaded(cache, cfg.model, cfg.revision, facts)
             engine_log.info(
@@ -598,12 +621,11 @@ def run_engine(cfg: EngineConfig) -> None:
     if weights + NON_TORCH > GPU_TOTAL_MIB * MiB:
         raise fail_engine(
             [*_engine_head(),
-             (f"{V}/v1/worker/gpu_model_runner.py", 3600, "load_model",
-              "self.model = model_loader.load_model(")],
+             (f"{V}/v1/worker/gpu_model_runner.py", 3600, "load_model")],
             _cuda_oom(2 * GiB, free=int(0.4 * GiB), in_use=GPU_TOTAL_MIB * MiB - int(1.2 * GiB)),
         )
 
-    shard_time = pacer.nominal(55.0 * facts.params_b / 2.4) / facts.shards
+    shard_time = pacer.nominal(LOAD_2_4B * facts.params_b / 2.4) / facts.shards
     loaded = 0.0
     engine_log.raw(
         f"Loading safetensors checkpoint shards:   0% Completed | 0/{facts.shards} [00:00<?, ?it/s]"
@@ -618,7 +640,7 @@ def run_engine(cfg: EngineConfig) -> None:
         )
     engine_log.raw("")
     engine_log.info("default_loader.py:291", f"Loading weights took {loaded:.2f} seconds")
-    load_total = load_start + loaded + pacer.spend(1.2)
+    load_total = load_start + loaded + pacer.spend(LOAD_TAIL)
     engine_log.info(
         "gpu_model_runner.py:3659",
         f"Model loading took {weights / GiB:.2f} GiB memory and {load_total:.6f} seconds",
@@ -636,7 +658,7 @@ def run_engine(cfg: EngineConfig) -> None:
         ).hexdigest()[:10]
         cache_dir = vllm_cache_root() / "torch_compile_cache" / key / "rank_0_0" / "backbone"
         engine_log.info("backends.py:643", f"Using cache directory: {cache_dir} for vLLM's torch.compile")
-        dynamo = pacer.spend(pacer.nominal(7.5))
+        dynamo = pacer.spend(pacer.nominal(DYNAMO))
         engine_log.info("backends.py:703", f"Dynamo bytecode transform time: {dynamo:.2f} s")
         compile_total += dynamo
         if "sm" in cfg.failures:
@@ -645,10 +667,8 @@ def run_engine(cfg: EngineConfig) -> None:
             pacer.spend(6.0)
             raise fail_engine(
                 [*_engine_profile_frames(),
-                 (f"{V}/compilation/decorators.py", 439, "__call__",
-                  "output = self.compiled_callable(*args, **kwargs)"),
-                 (f"{S}/torch/_dynamo/eval_frame.py", 845, "compile_wrapper",
-                  "raise e.with_traceback(None) from e.__cause__  # User compiler error")],
+                 (f"{V}/compilation/decorators.py", 439, "__call__"),
+                 (f"{S}/torch/_dynamo/eval_frame.py", 845, "compile_wrapper")],
                 "torch._inductor.exc.InductorError: RuntimeError: Not enough SMs to use max_autotune_gemm mode\n"
                 "\n"
                 "Set TORCHDYNAMO_VERBOSE=1 for the internal stack trace (please do this especially if you're "
@@ -657,14 +677,14 @@ def run_engine(cfg: EngineConfig) -> None:
         marker = cache_dir / "double-compiled"
         rng = f"(1, {MAX_NUM_BATCHED_TOKENS})"
         if marker.is_file():
-            took = pacer.spend(pacer.nominal(6.0))
+            took = pacer.spend(pacer.nominal(COMPILE_CACHED))
             engine_log.info(
                 "backends.py:218",
                 f"Directly load the compiled graph(s) for compile range {rng} from the cache, took {took:.3f} s",
             )
         else:
             engine_log.info("backends.py:261", f"Cache the graph of compile range {rng} for later use")
-            took = pacer.spend(pacer.nominal(38.0))
+            took = pacer.spend(pacer.nominal(COMPILE))
             engine_log.info("backends.py:278", f"Compiling a graph for compile range {rng} takes {took:.2f} s")
             try:
                 marker.parent.mkdir(parents=True, exist_ok=True)
@@ -675,15 +695,13 @@ def run_engine(cfg: EngineConfig) -> None:
         engine_log.info("monitor.py:34", f"torch.compile takes {compile_total:.2f} s in total")
 
     # Profiling run, then the KV cache that is left (the arithmetic behind guide B-4).
-    profile = pacer.spend(2.5)
+    profile = pacer.spend(PROFILE)
     if "oom" in cfg.failures:
         raise fail_engine(
             [*_engine_profile_frames(),
-             (f"{S}/torch/nn/modules/module.py", 1775, "_wrapped_call_impl",
-              "return self._call_impl(*args, **kwargs)"),
-             (f"{S}/torch/nn/modules/module.py", 1786, "_call_impl", "return forward_call(*args, **kwargs)"),
-             (f"{V}/model_executor/layers/activation.py", 123, "forward_native",
-              "return F.silu(x[..., :d]) * x[..., d:]")],
+             (f"{S}/torch/nn/modules/module.py", 1775, "_wrapped_call_impl"),
+             (f"{S}/torch/nn/modules/module.py", 1786, "_call_impl"),
+             (f"{V}/model_executor/layers/activation.py", 123, "forward_native")],
             _cuda_oom(int(1.95 * GiB), free=int(1.12 * GiB), in_use=int(20.91 * GiB)),
         )
     budget = int(cfg.gpu_memory_utilization * GPU_TOTAL_MIB * MiB)
@@ -693,11 +711,10 @@ def run_engine(cfg: EngineConfig) -> None:
     per_token = facts.kv_bytes_per_token(cfg.kv_cache_dtype)
     kv_frames = [
         *_engine_head(),
-        (f"{V}/v1/engine/core.py", 109, "__init__",
-         "num_gpu_blocks, num_cpu_blocks, kv_cache_config = self._initialize_kv_caches("),
-        (f"{V}/v1/engine/core.py", 235, "_initialize_kv_caches", "kv_cache_configs = get_kv_cache_configs("),
-        (f"{V}/v1/core/kv_cache_utils.py", 1264, "get_kv_cache_configs", "check_enough_kv_cache_memory("),
-        (f"{V}/v1/core/kv_cache_utils.py", 701, "check_enough_kv_cache_memory", "raise ValueError("),
+        (f"{V}/v1/engine/core.py", 109, "__init__"),
+        (f"{V}/v1/engine/core.py", 235, "_initialize_kv_caches"),
+        (f"{V}/v1/core/kv_cache_utils.py", 1264, "get_kv_cache_configs"),
+        (f"{V}/v1/core/kv_cache_utils.py", 701, "check_enough_kv_cache_memory"),
     ]
     if available <= 0:
         raise fail_engine(
@@ -734,7 +751,7 @@ def run_engine(cfg: EngineConfig) -> None:
         )
     else:
         for label, count, share in (("mixed prefill-decode, PIECEWISE", 67, 0.65), ("decode, FULL", 35, 0.35)):
-            spent = pacer.spend(pacer.nominal(10.0 * share))
+            spent = pacer.spend(pacer.nominal(GRAPHS * share))
             engine_log.raw(
                 f"Capturing CUDA graphs ({label}): 100%|██████████| {count}/{count} "
                 f"[{_fmt_elapsed(spent)}<00:00, {count / spent:5.2f}it/s]"
@@ -744,7 +761,7 @@ def run_engine(cfg: EngineConfig) -> None:
             "gpu_model_runner.py:4587",
             f"Graph capturing finished in {round(graphs):.0f} secs, took {CUDA_GRAPH_POOL / GiB:.2f} GiB",
         )
-    t_engine += profile + compile_total + graphs + pacer.spend(0.8)
+    t_engine += profile + compile_total + graphs + pacer.spend(WARMUP)
     engine_log.info("core.py:259", f"init engine (profile, create kv cache, warmup model) took {t_engine:.2f} seconds")
 
 
@@ -781,18 +798,14 @@ def load_static_loras(cfg: EngineConfig) -> list[LoadedLora]:
         if not cfg.enable_lora:
             error = "LoRA is not enabled. Use --enable-lora to enable LoRA."
             engine_frames = [
-                (f"{V}/v1/engine/core.py", 1037, "_handle_client_request",
-                 "result = method(*self._convert_msgspec_args(method, args))"),
-                (f"{V}/v1/engine/core.py", 531, "add_lora", "return self.model_executor.add_lora(lora_request)"),
-                (f"{V}/v1/executor/abstract.py", 148, "add_lora",
-                 'return all(self.collective_rpc("add_lora", args=(lora_request,)))'),
-                (f"{V}/v1/executor/uniproc_executor.py", 75, "collective_rpc",
-                 "result = run_method(self.driver_worker, method, args, kwargs)"),
-                (f"{V}/v1/serial_utils.py", 479, "run_method", "return func(*args, **kwargs)"),
-                (f"{V}/v1/worker/gpu_worker.py", 611, "add_lora", "return self.model_runner.add_lora(lora_request)"),
-                (f"{V}/v1/worker/lora_model_runner_mixin.py", 243, "add_lora", "self._ensure_lora_enabled()"),
-                (f"{V}/v1/worker/lora_model_runner_mixin.py", 226, "_ensure_lora_enabled",
-                 'raise RuntimeError("LoRA is not enabled. Use --enable-lora to enable LoRA.")'),
+                (f"{V}/v1/engine/core.py", 1037, "_handle_client_request"),
+                (f"{V}/v1/engine/core.py", 531, "add_lora"),
+                (f"{V}/v1/executor/abstract.py", 148, "add_lora"),
+                (f"{V}/v1/executor/uniproc_executor.py", 75, "collective_rpc"),
+                (f"{V}/v1/serial_utils.py", 479, "run_method"),
+                (f"{V}/v1/worker/gpu_worker.py", 611, "add_lora"),
+                (f"{V}/v1/worker/lora_model_runner_mixin.py", 243, "add_lora"),
+                (f"{V}/v1/worker/lora_model_runner_mixin.py", 226, "_ensure_lora_enabled"),
             ]
             engine_log.error("core.py:1044", "Invocation of add_lora method failed\n"
                              + render_traceback(engine_frames, f"RuntimeError: {error}"))
@@ -805,12 +818,9 @@ def load_static_loras(cfg: EngineConfig) -> list[LoadedLora]:
         if error is not None:
             frames = [
                 *_api_front(),
-                (f"{V}/entrypoints/openai/api_server.py", 1428, "run_server_worker",
-                 "await init_app_state(engine_client, app.state, args)"),
-                (f"{V}/entrypoints/openai/api_server.py", 1102, "init_app_state",
-                 "await state.openai_serving_models.init_static_loras()"),
-                (f"{V}/entrypoints/openai/models/serving.py", 125, "init_static_loras",
-                 "raise ValueError(load_result.error.message)"),
+                (f"{V}/entrypoints/openai/api_server.py", 1428, "run_server_worker"),
+                (f"{V}/entrypoints/openai/api_server.py", 1102, "init_app_state"),
+                (f"{V}/entrypoints/openai/models/serving.py", 125, "init_static_loras"),
             ]
             raise fail_api(frames, f"ValueError: Call to add_lora method failed: {error}")
         if not is_local(lora.path):

@@ -1,3 +1,0 @@
-from vllm import __version__
-
-__all__ = ["__version__"]
