@@ -147,6 +147,7 @@ scrape_configs:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         (tmp_path / "logs/a.log").write_text("first line\nsecond line\n")
+        written = time.monotonic()
         deadline = time.monotonic() + 15
         result = []
         query = urllib.parse.quote('{service="app"}')
@@ -154,6 +155,8 @@ scrape_configs:
             time.sleep(0.3)
             url = f"http://127.0.0.1:{server.server_address[1]}/loki/api/v1/query_range?query={query}"
             result = json.load(urllib.request.urlopen(url, timeout=5))["data"]["result"]
+        # Like Promtail's client (batchwait 1s): the batch leaves once its first line has waited a second.
+        assert time.monotonic() - written >= 1.0
         assert result and result[0]["stream"] == {"job": "app", "host": "h1", "service": "app",
                                                   "filename": f"{tmp_path}/logs/a.log"}
         assert sorted(v[1] for v in result[0]["values"]) == ["first line", "second line"]

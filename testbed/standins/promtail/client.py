@@ -1,6 +1,7 @@
 """Pushing batches to Loki like Promtail's client: protobuf + snappy, retried with backoff.
 
-Entries are grouped by label set and sent about once a second. A failed push is logged the way
+Entries are grouped by label set; a batch goes out once its first entry is BATCH_WAIT_S old (or it is
+full), so no line reaches Loki sooner than that after it was read. A failed push is logged the way
 Promtail logs it (``error sending batch, will retry`` with ``context deadline exceeded`` on a
 timeout, which is what guide B-17 shows) and retried with exponential backoff; after the last
 retry the batch is dropped with ``final error sending batch``.
@@ -20,6 +21,10 @@ from sources import log
 
 TIMEOUT_S = 10
 MAX_RETRIES = 10
+# Promtail's `clients[].batchwait` and Alloy's `loki.write` endpoint `batch_wait` both default to 1s
+# (Promtail configuration docs, https://grafana.com/docs/loki/latest/send-data/promtail/configuration/#clients;
+# Alloy's loki.write reference): a batch is sent when its oldest entry has waited that long.
+BATCH_WAIT_S = 1.0
 
 
 class Client:
@@ -34,10 +39,18 @@ class Client:
         self.queue.put((labels, ts, line))
 
     def _batch(self, wait: float) -> list:
-        items, deadline = [], time.monotonic() + wait
-        while time.monotonic() < deadline and len(items) < 1000:
+        """Entries of one batch: it opens with the first entry and closes *wait* seconds later (or full)."""
+        try:
+            items = [self.queue.get(timeout=0.5)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + wait
+        while len(items) < 1000:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
             try:
-                items.append(self.queue.get(timeout=max(0.01, deadline - time.monotonic())))
+                items.append(self.queue.get(timeout=left))
             except queue.Empty:
                 break
         return items
@@ -62,7 +75,7 @@ class Client:
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set() or not self.queue.empty():
-            items = self._batch(1.0)
+            items = self._batch(BATCH_WAIT_S)
             if not items:
                 continue
             streams: dict[str, tuple[dict, list]] = {}

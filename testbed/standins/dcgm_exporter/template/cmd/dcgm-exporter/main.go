@@ -127,7 +127,10 @@ func main() {
 	hostname, _ := os.Hostname()
 
 	var mu sync.Mutex
-	body := "" // empty until the first collection is done (guide B-9)
+	// /metrics answers 200 with an empty body until the first collection is done: about 10 s after the
+	// start on a real host (guide B-9, "empty first scrape"); then every collect interval (30000 ms by
+	// default, the -c/--collect-interval flag of dcgm-exporter's README).
+	body := ""
 	go func() {
 		time.Sleep(10 * time.Second)
 		for {
