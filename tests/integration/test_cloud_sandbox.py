@@ -9,11 +9,12 @@ import invoke
 import pytest
 from pydantic import SecretStr
 
-from runbook import inventory, sandbox, tasks_cloud
-from runbook.cloud import local_api, state
+from runbook import inventory, tasks_cloud
+from runbook.cloud import state
 from runbook.cloud.context import load_settings
 from runbook.config import Config, Secrets
 from runbook.engine.results import CHANGED, OK
+from testbed import local_api, sandbox
 
 HOSTS_TOML = """
 [gcp]

@@ -1,7 +1,9 @@
 """Guide section 7 as data: the files we write, the URLs we use, and how each step decides."""
 
+import dataclasses
 import http.server
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -9,6 +11,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from guide_source import guide_text, heredoc
 
 from runbook import config
 from runbook.engine.steps import RunState
@@ -27,16 +30,6 @@ import alloy_config as alloy_double  # noqa: E402
 import promtail_config as promtail_double  # noqa: E402
 
 SECRETS = {"VLLM_API_KEY": "key-123456", "OCR_API": "ocr-123456"}
-# Guide 7-4, as printed there.
-GUIDE_COUNTERS = [
-    "# Format,,",
-    "DCGM_FI_DEV_GPU_TEMP,      gauge, GPU temperature (in C).",
-    "DCGM_FI_DEV_GPU_UTIL,      gauge, GPU utilization (in %).",
-    "DCGM_FI_DEV_MEM_COPY_UTIL, gauge, Memory utilization (in %).",
-    "DCGM_FI_DEV_FB_FREE,       gauge, Framebuffer memory free (in MiB).",
-    "DCGM_FI_DEV_FB_USED,       gauge, Framebuffer memory used (in MiB).",
-    "DCGM_FI_DEV_POWER_USAGE,   gauge, Power draw (in W).",
-]
 SHIP = Shipping("http://loki.example.com:3100", "ai-server-l4", ("ai-server", "vllm"), "dojangkok-ai",
                 "/var/log/dojangkok/production/*.log")
 
@@ -58,17 +51,43 @@ def build(name: str, c: config.Config) -> list:
 # --- the files ---------------------------------------------------------------------------------------
 
 
-def test_counters_csv_is_exactly_the_guides_six_metrics():
-    assert dcgm.COUNTERS_CSV == "\n".join(GUIDE_COUNTERS) + "\n"
-    assert len(dcgm.counter_names()) == 6
-    written = [s for s in build("dcgm", cfg()) if getattr(s, "path", "") == dcgm.COUNTERS][0]
-    assert written.content.splitlines() == GUIDE_COUNTERS
+def test_counters_file_and_metrics_wait_agree():
+    """The /metrics wait looks for exactly the series the counters file it writes asks for, and it finds
+    them in an exporter's answer only when all are there (a scrape missing one is not ready)."""
+    steps = build("dcgm", cfg())
+    written = next(s for s in steps if getattr(s, "path", "") == dcgm.COUNTERS)
+    wait = next(s for s in steps if isinstance(s, MetricsWait))
+    names = dcgm.counter_names(written.content)
+    assert wait.series == names and len(names) == 6 and all(n.startswith("DCGM_FI_DEV_") for n in names)
+    scrape = {"body": "".join(f"# TYPE {n} gauge\n{n}{{gpu=\"0\"}} 1\n" for n in names)}
+
+    class Exporter(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            data = scrape["body"].encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Exporter)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        local = dataclasses.replace(wait, url=f"http://127.0.0.1:{server.server_address[1]}/metrics")
+        probe = ["bash", "-c", local.probe()]
+        assert subprocess.run(probe, capture_output=True, text=True).stdout.strip() == "200"
+        scrape["body"] = scrape["body"].replace(f"{names[-1]}{{", "other{")
+        assert subprocess.run(probe, capture_output=True, text=True).stdout.strip() == f"200 without {names[-1]}"
+    finally:
+        server.shutdown()
 
 
-def test_exporter_unit_requires_nvidia_dcgm():
-    unit = dcgm.exporter_unit()
-    assert "Requires=nvidia-dcgm.service\n" in unit and "After=nvidia-dcgm.service\n" in unit
-    assert "ExecStart=/usr/local/bin/dcgm-exporter -f /etc/dcgm-exporter/default-counters.csv\n" in unit
+def test_counters_file_is_the_guides_block():
+    block = heredoc(guide_text(), "sudo tee /etc/dcgm-exporter/default-counters.csv > /dev/null << 'EOF'")
+    written = next(s for s in build("dcgm", cfg()) if getattr(s, "path", "") == dcgm.COUNTERS)
+    assert written.content == block
 
 
 def test_promtail_config_has_one_journal_job_per_unit_with_matches(tmp_path):
@@ -124,14 +143,20 @@ def test_without_matches_every_unit_would_be_mixed_b19(tmp_path):
 # --- URLs: the guide's by default, mirrors when configured, the sandbox's copy on sandbox hosts ---------
 
 
-def test_hosts_toml_ships_the_guides_public_urls():
-    m = config.parse_settings(tomllib.loads((REPO / "hosts.toml").read_text())).monitoring
-    assert m.dcgm.cuda_keyring_url.startswith("https://developer.download.nvidia.com/compute/cuda/repos/")
-    assert m.dcgm.exporter_git == "https://github.com/NVIDIA/dcgm-exporter.git"
-    assert m.dcgm.exporter_tags["3"] == "3.3.9-3.6.1"
-    assert m.node_exporter.version == "1.9.0" and m.node_exporter.url.startswith("https://github.com/prometheus/")
-    assert m.promtail.url.startswith("https://github.com/grafana/loki/releases/download/v{version}/")
-    assert m.dcgm.go.url.startswith("https://go.dev/dl/") and len(m.dcgm.go.sha256) == 64
+def test_hosts_toml_steps_fetch_what_the_guides_commands_fetch():
+    """On a real target, the section 7 steps built from hosts.toml download from the URLs the guide's own
+    commands use (its `curl`/`git clone` lines), the version filled in."""
+    guide = guide_text()
+    wanted = re.findall(r"(?:curl -\w+|git clone) (https://\S+)", guide.split("## 7", 1)[1].split("\n## 8", 1)[0])
+    assert len(wanted) >= 4, wanted
+    real = cfg(promtail={"loki_url": "http://loki.example.com:3100"})  # the one value the guide leaves open
+    steps = [s for name in ("dcgm", "node-exporter", "promtail") for s in build(name, real)]
+    fetched = {getattr(s, f.name) for s in steps for f in dataclasses.fields(s)
+               if isinstance(getattr(s, f.name), str) and getattr(s, f.name).startswith("https://")}
+    for url in wanted:
+        # The guide's shell fills ${distribution} in; the keyring step does it on the host from {distribution}.
+        pattern = re.escape(url).replace(re.escape("${distribution}"), r"(\{distribution\}|[a-z0-9]+)")
+        assert any(re.fullmatch(pattern, have) for have in fetched), (url, sorted(fetched))
 
 
 def test_real_targets_use_the_configured_urls_and_sandbox_hosts_their_mirror():
