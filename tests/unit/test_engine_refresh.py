@@ -154,3 +154,22 @@ def test_without_reading_again_the_stale_fact_would_fail():
     stale = ListsModels(guide="t", title="models")  # watches nothing: judged by the batch
     result = run_steps(host, "demo", "t", [late()[0], stale], out())
     assert [s.status for s in result.steps] == [OK, FAILED]
+
+
+def test_a_troubleshoot_fix_that_restarts_a_unit_ends_with_its_wait():
+    """`--fix` picks a few steps of a section; when they can restart a unit, the section's wait for it follows,
+    so "after the fix" is judged once the service answers again."""
+    from troubleshoot.fixes import _with_waits
+
+    other = HttpWait(guide="t", title="other health", url="http://127.0.0.1:10/health", unit="other.service")
+    section = [Command(guide="t", title="config", check="false", run="echo config", notify=(UNIT,)), service(),
+               *late(), other]
+    picked = _with_waits([section[0], service()], section)
+    assert [s.title for s in picked] == ["config", "service running", "health"]
+    restart = Command(guide="t", title="restart", check="false", run=f"systemctl restart {UNIT}", restarts=(UNIT,))
+    assert [s.title for s in _with_waits([restart], section)] == ["restart", "health"]
+    assert _with_waits([section[0]], section) == [section[0]]  # nothing that restarts: nothing to wait for
+    host = FakeHost(active=True)
+    result = run_steps(host, "fix", "t", picked, out())
+    assert [s.status for s in result.steps] == [CHANGED, CHANGED, OK]
+    assert host.log[-3:] == ["gather health", "poll 000", "poll 200"]
