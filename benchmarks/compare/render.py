@@ -75,7 +75,7 @@ def ai_server(cfg: Config, host: HostInfo, files: Path) -> dict:
     for step in _steps("ai-server", cfg, host):
         if isinstance(step, AptPackages):
             out["apt"] = list(step.names)
-        elif isinstance(step, Command) and step == uv_install_step(cfg):
+        elif step == uv_install_step(cfg):
             out["uv"] = {"home": UV_HOME, "spec": cfg.settings.python.uv_spec, "link": "/usr/local/bin/uv"}
         elif isinstance(step, Directory):
             out["directories"].append({"path": step.path, "owner": step.owner, "group": step.group or step.owner,
