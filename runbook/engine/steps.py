@@ -83,6 +83,32 @@ def reported_version(line: str, pattern: str) -> str:
     return match.group(1).removeprefix("v") if match else ""
 
 
+# The file's identity as the kernel keeps it: device, inode, size and change time. The change time is set
+# by the kernel on every write, chmod, chown or rename and cannot be set back by hand (touch sets mtime).
+STAT_KEY = "stat -Lc '%d:%i:%s:%z'"
+
+
+def sha256_probe(path: str, record: str) -> str:
+    """Shell printing ``sha256=<hex>`` of *path*, hashed (or '' when it is missing).
+
+    A speed-up, not a stamp: where *record* (written by :func:`record_sha256_script` right after the
+    install) holds exactly the file's current identity, the file has not been touched since it was
+    hashed, and the digest recorded then is printed instead of hashing tens of megabytes again.
+    """
+    return (f"k=$({STAT_KEY} {q(path)} 2>/dev/null)\n"
+            f"if [ -n \"$k\" ] && [ \"$(sed -n 's/^key=//p' {q(record)} 2>/dev/null)\" = \"$k\" ]; then\n"
+            f"  printf 'sha256=%s\\n' \"$(sed -n 's/^sha256=//p' {q(record)})\"\n"
+            f"else printf 'sha256=%s\\n' \"$(sha256sum {q(path)} 2>/dev/null | cut -d' ' -f1)\"; fi")
+
+
+def record_sha256_script(path: str, record: str) -> str:
+    """Shell run right after installing *path*: its identity and digest, for :func:`sha256_probe`."""
+    directory = record.rsplit("/", 1)[0] or "/"
+    return (f"mkdir -p {q(directory)}\n"
+            f"printf 'key=%s\\nsha256=%s\\n' \"$({STAT_KEY} {q(path)})\" \"$(sha256sum {q(path)} | cut -d' ' -f1)\" "
+            f"> {q(record + '.new')}\nmv -f {q(record + '.new')} {q(record)}\n")
+
+
 def _meta_probe(path: str) -> str:
     return f"stat -c '%F|%U|%G|%a' {q(path)} 2>/dev/null || echo MISSING"
 

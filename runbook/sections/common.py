@@ -7,10 +7,21 @@ import re
 from dataclasses import dataclass
 
 from ..config import Config
-from ..engine.steps import Plan, RunState, Step, key_values, q, reported_version, version_probe
+from ..engine.steps import (
+    Plan,
+    RunState,
+    Step,
+    key_values,
+    q,
+    record_sha256_script,
+    reported_version,
+    sha256_probe,
+    version_probe,
+)
 
 UV_HOME = "/opt/l4-runbook/uv"
 UV_LINK = "/usr/local/bin/uv"
+UV_RECORD = "/var/lib/l4-runbook/uv.key"  # the binary's identity when it was hashed (a speed-up only)
 
 
 @dataclass(frozen=True)
@@ -55,7 +66,7 @@ class UvInstalled(Step):
 
     def probe(self) -> str:
         return (f"printf 'link=%s\\n' \"$(readlink {UV_LINK})\"\n"
-                f"printf 'sha256=%s\\n' \"$(sha256sum {self._binary} 2>/dev/null | cut -d' ' -f1)\"\n"
+                f"{sha256_probe(self._binary, UV_RECORD)}\n"
                 f"{version_probe(UV_LINK + ' --version')}\n"
                 f"for r in {UV_HOME}/lib/python3*/site-packages/uv-*.dist-info/RECORD; do [ -f \"$r\" ] || continue\n"
                 "  printf 'dist=%s\\n' \"$(basename \"$(dirname \"$r\")\")\"\n"
@@ -89,8 +100,9 @@ class UvInstalled(Step):
                     + f"+ uv from {self.spec} in {UV_HOME}, linked as {UV_LINK}\n")
 
     def script(self, plan: Plan) -> str:
-        return (f"rm -rf {UV_HOME} && python3 -m venv {UV_HOME} && {UV_HOME}/bin/pip install -q{self.index} "
-                f"{q(self.spec)} && ln -sfn {self._binary} {UV_LINK} && {UV_LINK} --version")
+        return (f"set -e\nrm -rf {UV_HOME} {UV_RECORD}\npython3 -m venv {UV_HOME}\n"
+                f"{UV_HOME}/bin/pip install -q{self.index} {q(self.spec)}\nln -sfn {self._binary} {UV_LINK}\n"
+                f"{UV_LINK} --version\n" + record_sha256_script(self._binary, UV_RECORD))
 
     def doc(self) -> dict[str, str]:
         return {"checks": f"`{UV_LINK}` links to `{self._binary}`, whose sha256 is the one in the uv wheel's "

@@ -16,7 +16,17 @@ import posixpath
 from dataclasses import dataclass
 from typing import Literal
 
-from ..engine.steps import Plan, RunState, Step, key_values, q, reported_version, version_probe
+from ..engine.steps import (
+    Plan,
+    RunState,
+    Step,
+    key_values,
+    q,
+    record_sha256_script,
+    reported_version,
+    sha256_probe,
+    version_probe,
+)
 
 STAMP_DIR = "/var/lib/l4-runbook/downloads"
 
@@ -104,7 +114,7 @@ class VerifiedDownload(Step):
 
     def probe(self) -> str:
         return (f"printf 'stamp=%s\\n' \"$(cat {q(self.stamp)} 2>/dev/null)\"\n"
-                f"printf 'sha256=%s\\n' \"$(sha256sum {q(self._marker)} 2>/dev/null | cut -d' ' -f1)\""
+                + sha256_probe(self._marker, self.stamp + ".key")
                 + (f"\n{version_probe(self._version_command)}" if self.version_command else ""))
 
     def plan(self, fact: str, state: RunState) -> Plan:
@@ -173,6 +183,7 @@ class VerifiedDownload(Step):
             f"printf 'url=%s sha256=%s installed=%s\\n' {q(self.url)} \"$got\" "
             f"\"$(sha256sum {q(self._marker)} | cut -d' ' -f1)\" > {q(self.stamp + '.new')}\n"
             f"mv -f {q(self.stamp + '.new')} {q(self.stamp)}\n"
+            + record_sha256_script(self._marker, self.stamp + ".key")
         )
 
     def doc(self) -> dict[str, str]:

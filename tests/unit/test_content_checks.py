@@ -189,3 +189,27 @@ def test_a_venv_package_with_files_deleted_is_reinstalled(tmp_path):
     uv = PythonPackages(guide="t", title="t", python="p", packages=("pip",), install="uv pip install",
                         reinstall="--reinstall-package {name}")
     assert uv.script(broken).endswith("uv pip install --reinstall-package pip pip")
+
+
+def test_recorded_digest_is_used_only_while_the_file_is_untouched(tmp_path):
+    from runbook.engine.steps import record_sha256_script, sha256_probe
+
+    binary, record = tmp_path / "tool", tmp_path / "state/tool.key"
+    binary.write_bytes(b"A" * 4096)
+    assert run(record_sha256_script(str(binary), str(record))).returncode == 0
+    real = hashlib.sha256(b"A" * 4096).hexdigest()
+    assert run(sha256_probe(str(binary), str(record))).stdout.strip() == f"sha256={real}"
+    # Proof that the record is read, not the file: a different digest under the same identity is printed ...
+    record.write_text(record.read_text().replace(real, "0" * 64))
+    assert run(sha256_probe(str(binary), str(record))).stdout.strip() == "sha256=" + "0" * 64
+    # ... until the file is touched in any way: same size, same mtime put back, still hashed again.
+    mtime = binary.stat().st_mtime_ns
+    binary.write_bytes(b"B" * 4096)
+    os.utime(binary, ns=(mtime, mtime))
+    assert run(sha256_probe(str(binary), str(record))).stdout.strip() == \
+        f"sha256={hashlib.sha256(b'B' * 4096).hexdigest()}"
+    shutil.copy("/bin/true", tmp_path / "other")
+    os.replace(tmp_path / "other", binary)
+    assert run(sha256_probe(str(binary), str(record))).stdout.strip() == \
+        f"sha256={hashlib.sha256(Path('/bin/true').read_bytes()).hexdigest()}"
+    assert run(sha256_probe(str(tmp_path / "missing"), str(record))).stdout.strip() == "sha256="
