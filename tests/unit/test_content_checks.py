@@ -213,3 +213,31 @@ def test_recorded_digest_is_used_only_while_the_file_is_untouched(tmp_path):
     assert run(sha256_probe(str(binary), str(record))).stdout.strip() == \
         f"sha256={hashlib.sha256(Path('/bin/true').read_bytes()).hexdigest()}"
     assert run(sha256_probe(str(tmp_path / "missing"), str(record))).stdout.strip() == "sha256="
+
+
+@ROOT_ONLY
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_git_source_sees_edited_tracked_files_and_reports_untracked_ones(tmp_path):
+    from runbook.sections.app_source import GitSource
+
+    origin, dest = tmp_path / "origin", tmp_path / "dest"
+    origin.mkdir()
+    git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "-C", str(origin)]
+    subprocess.run(["git", "init", "-q", "-b", "main", str(origin)], check=True)
+    (origin / "app.py").write_text("print('v1')\n")
+    subprocess.run([*git, "add", "app.py"], check=True)
+    subprocess.run([*git, "commit", "-qm", "v1"], check=True)
+    dest.mkdir()
+    step = GitSource(guide="t", title="t", url=str(origin), ref="main", dest=str(dest), owner="root",
+                     others=(".venv", ".env"))
+    assert run(step.script(plan_of(step))).returncode == 0
+    assert not plan_of(step).changed
+    (dest / ".env").write_text("X=1\n")  # another step's file: not git's business
+    (dest / "notes.txt").write_text("mine\n")
+    (dest / "app.py").write_text("print('hotfix')\n")
+    edited = plan_of(step)
+    assert edited.changed and "~ app.py: M (git status)" in edited.diff
+    assert "untracked, left alone: notes.txt" in edited.summary and ".env" not in edited.summary
+    assert run(step.script(edited)).returncode == 0
+    assert (dest / "app.py").read_text() == "print('v1')\n" and (dest / "notes.txt").exists()
+    assert not plan_of(step).changed
