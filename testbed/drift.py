@@ -69,14 +69,14 @@ DRIFTS = [
           ok_if(f"[ \"$(readlink /usr/local/bin/uv)\" = {UV} ] && uv --version | grep -q '^uv '")),
     Drift("uv binary overwritten in place", f"cp /bin/true {UV}",
           (f"{UV} sha256 {'{true}'}",), ok_if("uv --version | grep -q '^uv '")),
-    Drift("node_exporter replaced by another executable", f"cp /bin/true {NODE_BIN}",
+    Drift("node_exporter replaced by another executable", f"install -m 0755 /bin/true {NODE_BIN}",
           (f"{NODE_BIN} was changed since it was installed", "says 'true (GNU coreutils)"),
           ok_if(f"{NODE_BIN} --version 2>&1 | grep -q 'version {NODE.version} '")),
-    Drift("node_exporter put back to an older release", f"cp {OLDER} {NODE_BIN}",
+    Drift("node_exporter put back to an older release", f"install -m 0755 {OLDER} {NODE_BIN}",
           (f"{NODE_BIN} was changed since it was installed", "node_exporter, version 1.8.2"),
           ok_if(f"{NODE_BIN} --version 2>&1 | grep -q 'version {NODE.version} '")),
     Drift("older node_exporter with its stamp rewritten to match",
-          f"cp {OLDER} {NODE_BIN} && sed -i \"s/installed=.*/installed=$(sha256sum {NODE_BIN} | cut -d' ' -f1)/\" "
+          f"install -m 0755 {OLDER} {NODE_BIN} && sed -i \"s/installed=.*/installed=$(sha256sum {NODE_BIN} | cut -d' ' -f1)/\" "
           "/var/lib/l4-runbook/downloads/node_exporter",
           (f"{NODE_BIN} reports version 1.8.2, not {NODE.version}",),
           ok_if(f"{NODE_BIN} --version 2>&1 | grep -q 'version {NODE.version} '")),
