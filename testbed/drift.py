@@ -76,7 +76,8 @@ DRIFTS = [
           (f"{NODE_BIN} was changed since it was installed", "node_exporter, version 1.8.2"),
           ok_if(f"{NODE_BIN} --version 2>&1 | grep -q 'version {NODE.version} '")),
     Drift("older node_exporter with its stamp rewritten to match",
-          f"install -m 0755 {OLDER} {NODE_BIN} && sed -i \"s/installed=.*/installed=$(sha256sum {NODE_BIN} | cut -d' ' -f1)/\" "
+          f"install -m 0755 {OLDER} {NODE_BIN} && sed -i "
+          f"\"s/installed=.*/installed=$(sha256sum {NODE_BIN} | cut -d' ' -f1)/\" "
           "/var/lib/l4-runbook/downloads/node_exporter",
           (f"{NODE_BIN} reports version 1.8.2, not {NODE.version}",),
           ok_if(f"{NODE_BIN} --version 2>&1 | grep -q 'version {NODE.version} '")),
