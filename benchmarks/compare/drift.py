@@ -7,7 +7,7 @@ then repairs the host (and must leave it quiet) before the next breakage.
 
 from __future__ import annotations
 
-import json
+import base64
 import subprocess
 from dataclasses import dataclass
 
@@ -29,7 +29,9 @@ def root_sh(host: SandboxHost, command: str, data: bytes | None = None) -> subpr
     return subprocess.run(
         ["ssh", "-i", str(host.ssh_key), "-o", f"UserKnownHostsFile={host.known_hosts}",
          "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", f"{host.ssh_user}@{host.address}",
-         f"sudo sh -c {json.dumps(command)}"], input=data, capture_output=True, timeout=120)
+         # The command travels base64-encoded, so only the root shell expands it.
+         f'sudo sh -c "$(echo {base64.b64encode(command.encode()).decode()} | base64 -d)"'],
+        input=data, capture_output=True, timeout=120)
 
 
 def _short(line: str) -> str:

@@ -8,6 +8,7 @@ and the host must be as before), and runs it again (0 changed). The cases are da
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -28,7 +29,8 @@ def root_ssh(host, command: str, data: bytes | None = None) -> subprocess.Comple
     return subprocess.run(
         ["ssh", "-i", str(host.ssh_key), "-o", f"UserKnownHostsFile={host.known_hosts}",
          "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", f"{host.ssh_user}@{host.address}",
-         f"sudo sh -c {json.dumps(command)}"],
+         # The command travels base64-encoded, so only the root shell expands it.
+         f'sudo sh -c "$(echo {base64.b64encode(command.encode()).decode()} | base64 -d)"'],
         input=data, capture_output=True, timeout=120,
     )
 
