@@ -56,19 +56,24 @@ def check_modes(bench: Bench, host: SandboxHost, cfg, inventory, vars_path) -> l
         bench.ours(cfg, f"repair of {drift.name}", noop=False)
         rows[-1].repaired = root_sh(host, drift.back).stdout.decode().strip() == "ok"
         bench.ours(cfg, f"quiet after {drift.name}")
-        say(f"drift {drift.name!r}: ours sees {len(ours_seen)}, Ansible --check sees {len(rows[-1].ansible)}")
+        # Each row as soon as it is known: a long run that is stopped still leaves its rows.
+        say(f"drift {drift.name!r}: ours sees {len(ours_seen)}, Ansible --check sees {len(rows[-1].ansible)}\n"
+            + markdown_row(rows[-1]))
     return rows
+
+
+def markdown_row(row: Seen) -> str:
+    ours = "; ".join(row.ours) or "**not seen**"
+    ansible = "; ".join(row.ansible) or "**not seen**"
+    if not row.drift.repaired:
+        ours = f"reported, left alone: {ours}"
+    return f"| {row.drift.name} | {ours.replace('|', '/')} | {ansible.replace('|', '/')} |"
 
 
 def markdown(rows: list[Seen], ansible_version: str) -> str:
     """The table for docs/performance.md."""
     out = [f"| breakage | ours `--dry-run` | Ansible `--check --diff` ({ansible_version}) |", "|---|---|---|"]
-    for row in rows:
-        ours = "; ".join(row.ours) or "**not seen**"
-        ansible = "; ".join(row.ansible) or "**not seen**"
-        if not row.drift.repaired:
-            ours = f"reported, left alone: {ours}"
-        out.append(f"| {row.drift.name} | {ours.replace('|', '/')} | {ansible.replace('|', '/')} |")
+    out += [markdown_row(row) for row in rows]
     seen_ours = sum(bool(r.ours) for r in rows)
     seen_ansible = sum(bool(r.ansible) for r in rows)
     out += ["", f"Seen: ours {seen_ours}/{len(rows)}, Ansible {seen_ansible}/{len(rows)}."]
