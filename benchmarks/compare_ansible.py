@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from compare import phases, playbook, summary  # noqa: E402
+from compare import drift, phases, playbook, summary  # noqa: E402
 from compare.bench import Bench, NotNoOp, say  # noqa: E402
 
-from runbook import sandbox  # noqa: E402
+from testbed import sandbox  # noqa: E402
 
 STATE_DIR = "/var/lib/l4-runbook/bench-sandbox"
 
@@ -45,6 +45,9 @@ def main() -> int:
     parser.add_argument("--ansible-venv", type=Path, default=playbook.DEFAULT_VENV)
     parser.add_argument("--ansible-spec", default=playbook.DEFAULT_SPEC)
     parser.add_argument("--keep", action="store_true", help="leave the hosts running at the end")
+    parser.add_argument("--drift", action="store_true",
+                        help="instead of timing: plant testbed.drift's breakages one by one and show what "
+                             "each tool's check mode sees (a markdown table)")
     args = parser.parse_args()
 
     # A state dir of our own: the hosts of a sandbox someone else runs are never touched.
@@ -59,6 +62,9 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="l4rb-bench-") as tmp:
             bench = Bench(Path(tmp), ansible)
             host = phases.new_host()
+            if args.drift:
+                print(drift.markdown(phases.drift_check(bench, host), version))
+                return 0
             one = phases.single(bench, host, args.runs, args.warm_ssh)
             many = phases.fleet(bench, host, args.fleet_runs, one["fingerprint"]) if args.parallel else None
         summary.print_single(one, args.runs, version)

@@ -12,6 +12,7 @@ from . import config
 from .cloud import CLOUD_SECTIONS
 from .cloud.cleanup import steps as cleanup_steps
 from .sections import HOST_SECTIONS
+from .sections.app_source import LocalSource
 from .sections.common import HostInfo
 
 LOKI = "http://LOKI_HOST:3100"  # the guide's <LOKI_URL>, a placeholder in the docs
@@ -43,6 +44,7 @@ def runbook_markdown(repo: Path) -> str:
         "Every step first *checks* (all checks of a section run as one remote script), then *changes*",
         "only what differs, by *running* what is shown.",
         "",
+        *drift_notes(cfg, host),
     ]
     cloud = [(name, s.guide, s.title, s.build(cfg.settings)) for name, s in CLOUD_SECTIONS.items()]
     cloud.append(("cleanup --delete --firewall", "8", "stop or delete the VM, delete the rules",
@@ -71,6 +73,33 @@ def runbook_markdown(repo: Path) -> str:
             out += [f"- step {guide}: `{hint}`" for guide, hint in section.hints.items()]
         out.append("")
     return "\n".join(out)
+
+
+def drift_notes(cfg: config.Config, host: HostInfo) -> list[str]:
+    """What the checks read (content, never our own stamps) and which directories are fully managed."""
+    source = next((s for s in HOST_SECTIONS["ai-server"].build(cfg, host) if isinstance(s, LocalSource)), None)
+    shipped = sorted({p.rsplit("/", 1)[0] for p in source._manifest if "/" in p}) if source else []
+    dest = cfg.settings.ai_server.dir
+    return [
+        "### Drift: what the checks read",
+        "",
+        "The checks read content, not the runbook's own stamps or exit codes: the application tree is listed",
+        "and hashed on the host (type, mode, owner, sha256 of every file) and compared with the shipped",
+        "tarball's manifest; each downloaded program (node_exporter, promtail/Alloy, the Go tarball) must",
+        "match the sha256 recorded when it was installed from its verified release *and* report the configured",
+        "version; uv must be the binary whose sha256 its wheel's RECORD lists and report that version; venv",
+        "packages must have every file their RECORD lists, at its size. A venv's `.l4rb-complete` marker only",
+        "saves work while its interpreter runs. `--dry-run` names each file that differs, is missing or is extra.",
+        "",
+        "**Fully managed directories** (a run removes files the source does not have): every directory the",
+        "application source ships"
+        + (f", here {', '.join(f'`{dest}/{d}/`' for d in shipped)}" if shipped else "") + ". Python's",
+        "byte-code caches there (`__pycache__`, `*.pyc`) are not counted. **Not fully managed**: the top of",
+        f"`{dest}` (shared with `.venv`, `.env`, `resources/` and the operator): unknown entries there are",
+        "reported by the plan and left alone. With a git source, edited, deleted or re-moded tracked files are",
+        "put back (`git reset --hard`) and untracked files are only reported.",
+        "",
+    ]
 
 
 def write(repo: Path) -> list[Path]:

@@ -74,6 +74,17 @@ class Bench:
             return run
         return check_ours(run, what)
 
+    def ours_dry(self, cfg: Path) -> ours.OursRun:
+        """Our --dry-run: what it would change (it must not fail)."""
+        run = ours.run(cfg, self.work / "report.json", dry_run=True)
+        if not run.ok:
+            raise NotNoOp(f"ours --dry-run failed (exit {run.rc}):\n{run.output[-3000:]}")
+        return run
+
+    def ansible_check(self, inventory: Path, vars_path: Path) -> playbook.AnsibleRun:
+        """Ansible's check mode with diffs: the tasks it would change."""
+        return playbook.run(self.ansible, inventory, vars_path, check=True)
+
     def ansible_run(self, inventory: Path, vars_path: Path, what: str, forks: int = 5, noop: bool = True,
                     count_ssh: bool = False, warm: bool = False) -> playbook.AnsibleRun:
         home = self.work / "ansible-warm" if warm else None

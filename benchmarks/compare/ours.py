@@ -25,18 +25,21 @@ class OursRun:
     commands: int = 0
     in_sections: float = 0.0  # the sections' own time; the rest is start-up, connecting, the summary
     changed_steps: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # summaries of unchanged steps that report something left alone
 
     @property
     def ok(self) -> bool:
         return self.rc == 0 and not self.failed
 
 
-def run(config: Path, report: Path, hosts: str = "") -> OursRun:
+def run(config: Path, report: Path, hosts: str = "", dry_run: bool = False) -> OursRun:
     """One whole `fab deploy` process, from start to exit, like Ansible's ansible-playbook."""
     report.unlink(missing_ok=True)
     command = [str(FAB), "deploy", "--only", ",".join(SECTIONS), "--config", str(config), "--report", str(report)]
     if hosts:
         command += ["--hosts", hosts]
+    if dry_run:
+        command.append("--dry-run")
     started = time.perf_counter()
     proc = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=900,
                           env={**os.environ, "COLUMNS": "120"})
@@ -51,4 +54,6 @@ def run(config: Path, report: Path, hosts: str = "") -> OursRun:
                                   for h in {s["host"] for s in sections}), default=0.0)
         result.changed_steps = tuple(f"{s['host']}: {s['section']}: {step['title']}" for s in sections
                                      for step in s["steps"] if step["status"] == "changed")
+        result.notes = tuple(step["summary"] for s in sections for step in s["steps"]
+                             if step["status"] == "ok" and "left alone" in step["summary"])
     return result

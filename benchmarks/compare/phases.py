@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import time
 
-from runbook import sandbox
+from testbed import sandbox
 
-from . import hostside, playbook
+from . import drift, hostside, playbook
 from .bench import Bench, NotNoOp, say, timed
 from .config import SECTIONS
 
@@ -75,3 +75,12 @@ def fleet(bench: Bench, first: sandbox.SandboxHost, runs: int, reference: str) -
         "ansible 4": lambda: bench.ansible_run(inventory4, vars4, "4 hosts", forks=4).seconds,
     })
     return {"times": times, "fingerprint": reference, "hosts": len(hosts), "load": (load, os.getloadavg()[0])}
+
+
+def drift_check(bench: Bench, host: sandbox.SandboxHost) -> list:
+    """Converge with ours, check Ansible agrees, then the drift cases one by one."""
+    cfg, inventory, vars_path, _ = bench.prepare("drift", [host])
+    say(f"converging {host.name} with ours ({', '.join(SECTIONS)}) ...")
+    bench.ours(cfg, "first converge", noop=False)
+    bench.ansible_run(inventory, vars_path, "first run after ours")
+    return drift.check_modes(bench, host, cfg, inventory, vars_path)

@@ -100,7 +100,7 @@ def parse(output: str) -> tuple[dict[str, dict[str, int]], list[str]]:
 
 
 def run(playbook: Path, inventory: Path, extra_vars: Path, forks: int = 5, count_ssh: bool = False,
-        warm_home: Path | None = None) -> AnsibleRun:
+        warm_home: Path | None = None, check: bool = False) -> AnsibleRun:
     """One ansible-playbook run, timed from start to exit.
 
     Cold by default: a fresh control socket directory, its ssh master closed at the end. With
@@ -117,7 +117,7 @@ def run(playbook: Path, inventory: Path, extra_vars: Path, forks: int = 5, count
             wrapper.chmod(0o700)
             env["ANSIBLE_SSH_EXECUTABLE"] = str(wrapper)
         command = [str(playbook), "-i", str(inventory), "-e", f"@{extra_vars}", "-f", str(forks),
-                   str(HERE / "playbook.yml")]
+                   str(HERE / "playbook.yml")] + (["--check", "--diff"] if check else [])
         started = time.perf_counter()
         proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=HERE, timeout=900)
         seconds = time.perf_counter() - started

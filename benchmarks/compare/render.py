@@ -75,7 +75,7 @@ def ai_server(cfg: Config, host: HostInfo, files: Path) -> dict:
     for step in _steps("ai-server", cfg, host):
         if isinstance(step, AptPackages):
             out["apt"] = list(step.names)
-        elif isinstance(step, Command) and step == uv_install_step(cfg):
+        elif step == uv_install_step(cfg):
             out["uv"] = {"home": UV_HOME, "spec": cfg.settings.python.uv_spec, "link": "/usr/local/bin/uv"}
         elif isinstance(step, Directory):
             out["directories"].append({"path": step.path, "owner": step.owner, "group": step.group or step.owner,
@@ -83,7 +83,7 @@ def ai_server(cfg: Config, host: HostInfo, files: Path) -> dict:
         elif isinstance(step, LocalSource):
             out["source"] = {"src": _unpack(step, files) + "/", "dest": step.dest, "owner": step.owner,
                              "stamp": f"{step.dest}/{STAMP}", "stamp_content": step._tarball[1] + "\n"}
-        elif isinstance(step, Command) and step.check == f"test -f {q(marker)} && {q(python)} -c pass":
+        elif isinstance(step, Command) and step.title == f"venv {a.dir}/.venv":
             out["venv"] = {"path": f"{a.dir}/.venv", "python": python, "marker": marker}
         elif isinstance(step, PythonPackages):
             out["packages"] = {"python": step.python, "specs": list(step.packages),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import difflib
+import re
 import shlex
 from dataclasses import dataclass, field
 
@@ -71,6 +72,51 @@ class Step:
     def watches(self) -> tuple[str, ...]:
         """Units whose restart or readiness makes this step's fact stale."""
         return self.refresh_on
+
+
+def key_values(fact: str) -> dict[str, str]:
+    """``key=value`` lines of a probe (the first ``=`` splits; later lines win)."""
+    return dict(line.split("=", 1) for line in fact.splitlines() if "=" in line)
+
+
+def version_probe(command: str) -> str:
+    """Shell printing ``version=<first line the program prints>``; a hung program is cut off."""
+    return f"printf 'version=%s\\n' \"$(timeout 10 {command} 2>&1 </dev/null | head -1)\""
+
+
+def reported_version(line: str, pattern: str) -> str:
+    """The version a program reports, by *pattern*'s first group ('' when the line does not match).
+
+    An exit code proves nothing (``/bin/true --version`` exits 0): the line must be the program's own.
+    """
+    match = re.search(pattern, line)
+    return match.group(1).removeprefix("v") if match else ""
+
+
+# The file's identity as the kernel keeps it: device, inode, size and change time. The change time is set
+# by the kernel on every write, chmod, chown or rename and cannot be set back by hand (touch sets mtime).
+STAT_KEY = "stat -Lc '%d:%i:%s:%z'"
+
+
+def sha256_probe(path: str, record: str) -> str:
+    """Shell printing ``sha256=<hex>`` of *path*, hashed (or '' when it is missing).
+
+    A speed-up, not a stamp: where *record* (written by :func:`record_sha256_script` right after the
+    install) holds exactly the file's current identity, the file has not been touched since it was
+    hashed, and the digest recorded then is printed instead of hashing tens of megabytes again.
+    """
+    return (f"k=$({STAT_KEY} {q(path)} 2>/dev/null)\n"
+            f"if [ -n \"$k\" ] && [ \"$(sed -n 's/^key=//p' {q(record)} 2>/dev/null)\" = \"$k\" ]; then\n"
+            f"  printf 'sha256=%s\\n' \"$(sed -n 's/^sha256=//p' {q(record)})\"\n"
+            f"else printf 'sha256=%s\\n' \"$(sha256sum {q(path)} 2>/dev/null | cut -d' ' -f1)\"; fi")
+
+
+def record_sha256_script(path: str, record: str) -> str:
+    """Shell run right after installing *path*: its identity and digest, for :func:`sha256_probe`."""
+    directory = record.rsplit("/", 1)[0] or "/"
+    return (f"mkdir -p {q(directory)}\n"
+            f"printf 'key=%s\\nsha256=%s\\n' \"$({STAT_KEY} {q(path)})\" \"$(sha256sum {q(path)} | cut -d' ' -f1)\" "
+            f"> {q(record + '.new')}\nmv -f {q(record + '.new')} {q(record)}\n")
 
 
 def _meta_probe(path: str) -> str:
@@ -264,14 +310,33 @@ class Command(Step):
         return {"checks": f"`{self.check}`", "changes": self.title, "runs": self.run}
 
 
+# Run by the venv's own interpreter: importlib.metadata is the reader of the installed RECORD files.
+# For each name it prints "name<TAB>version<TAB>count of files that are gone or have another size
+# than RECORD says<TAB>the first few of them" ("name<TAB>-" when the package is not installed).
+RECORD_CHECK = (
+    "import importlib.metadata as m,os,sys\n"
+    "def bad(f):\n"
+    "    try: return os.path.getsize(f.locate())!=f.size\n"
+    "    except OSError: return True\n"
+    "for n in sys.argv[1:]:\n"
+    "    try: d=m.distribution(n)\n"
+    "    except m.PackageNotFoundError: print(n+'\\t-'); continue\n"
+    "    b=[str(f) for f in d.files or () if f.size is not None and bad(f)]\n"
+    "    print('\\t'.join([n,d.version,str(len(b)),' '.join(b[:5])]))\n"
+)
+
+
 @dataclass(frozen=True, kw_only=True)
 class PythonPackages(Step):
-    """Packages in a venv, checked by name against ``uv pip freeze``."""
+    """Packages in a venv: installed, at the pinned version, and every file their RECORD lists still there
+    with the size it was installed with (a half-deleted package is reinstalled, not trusted)."""
 
     python: str
     packages: tuple[str, ...]
     install: str  # shell prefix that takes package specs, e.g. "uv pip install --python X"
-    freeze: str = ""  # shell listing name==version lines; default: uv pip freeze
+    # How to force a reinstall of broken packages: "{name}" is replaced per package (uv's
+    # --reinstall-package NAME); without it the flags are given once (pip's --force-reinstall --no-deps).
+    reinstall: str = "--force-reinstall --no-deps"
 
     @staticmethod
     def _name(spec: str) -> str:
@@ -280,33 +345,54 @@ class PythonPackages(Step):
         return spec.strip().lower().replace("_", "-").replace(".", "-")
 
     def probe(self) -> str:
-        freeze = self.freeze or f"uv pip freeze --python {q(self.python)}"
-        return f"[ -x {q(self.python)} ] && {freeze} 2>/dev/null"
+        names = " ".join(q(self._name(s)) for s in self.packages)
+        return f"[ -x {q(self.python)} ] && {q(self.python)} -c {q(RECORD_CHECK)} {names}"
 
     def plan(self, fact: str, state: RunState) -> Plan:
-        have = {}
+        have: dict[str, list[str]] = {}
         for line in fact.splitlines():
-            if "==" in line:
-                name, version = line.split("==", 1)
-                have[self._name(name)] = version.strip()
-        missing = []
+            parts = line.split("\t")
+            if len(parts) >= 2:
+                have[self._name(parts[0])] = parts[1:]
+        missing, broken, lines = [], [], []
         for spec in self.packages:
             name = self._name(spec)
+            got = have.get(name, ["-"])
             pinned = spec.split("==", 1)[1].strip() if "==" in spec else None
-            if name not in have or (pinned and have[name] != pinned):
+            if got[0] == "-":
                 missing.append(spec)
-        return Plan(bool(missing), f"install {' '.join(missing)}" if missing else "",
-                    "".join(f"+ python package {s}\n" for s in missing), data=tuple(missing))
+                lines.append(f"+ python package {spec}")
+            elif pinned and got[0] != pinned:
+                missing.append(spec)
+                lines.append(f"~ python package {name} {got[0]} -> {pinned}")
+            elif len(got) >= 2 and got[1] not in ("", "0"):
+                broken.append(spec)
+                lines.append(f"~ python package {name} {got[0]}: {got[1]} installed files gone or changed "
+                             f"({got[2] if len(got) > 2 else ''}): reinstall")
+        summary = "; ".join(filter(None, [missing and f"install {' '.join(missing)}",
+                                          broken and f"reinstall {' '.join(broken)} (files gone or changed)"]))
+        return Plan(bool(missing or broken), summary, "".join(line + "\n" for line in lines),
+                    data=(tuple(missing), tuple(broken)))
 
     def script(self, plan: Plan) -> str:
-        return f"{self.install} {' '.join(q(s) for s in plan.data)}"
+        missing, broken = plan.data
+        lines = []
+        if missing:
+            lines.append(f"{self.install} {' '.join(q(s) for s in missing)}")
+        if broken:
+            if "{name}" in self.reinstall:
+                flags = " ".join(self.reinstall.replace("{name}", q(self._name(s))) for s in broken)
+            else:
+                flags = self.reinstall
+            lines.append(f"{self.install} {flags} {' '.join(q(s) for s in broken)}")
+        return "\n".join(lines)
 
     def doc(self) -> dict[str, str]:
         return {
-            "checks": f"`{self.freeze or 'uv pip freeze --python ' + self.python}` lists "
-            + ", ".join(self.packages),
+            "checks": f"`{self.python}` finds " + ", ".join(self.packages)
+            + " (importlib.metadata), at the pinned version, with every file of their RECORD present at its size",
             "changes": "Python packages " + ", ".join(f"`{p}`" for p in self.packages),
-            "runs": self.script(Plan(True, data=self.packages)),
+            "runs": self.script(Plan(True, data=(self.packages, ()))),
         }
 
 

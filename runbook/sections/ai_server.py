@@ -61,6 +61,16 @@ WantedBy=multi-user.target
 """
 
 
+def managed_elsewhere(cfg: Config) -> tuple[str, ...]:
+    """Names at the top of the app directory that are not the code: venv, .env, resources, logs inside it."""
+    a = cfg.settings.ai_server
+    names = [".venv", ".env", "resources"]
+    for path in (a.log_dir,):
+        if path.startswith(a.dir.rstrip("/") + "/"):
+            names.append(path[len(a.dir.rstrip("/")) + 1:].split("/", 1)[0])
+    return tuple(names)
+
+
 def steps(cfg: Config, host: HostInfo) -> list[Step]:
     a = cfg.settings.ai_server
     user = a.user or host.login_user
@@ -68,12 +78,14 @@ def steps(cfg: Config, host: HostInfo) -> list[Step]:
     as_user = f"runuser -u {q(user)} --"
     uv_index = index_flags(cfg)
     source: Step
+    # Top-level names of the app directory that other steps (or the operator) own: never the code's.
+    others = managed_elsewhere(cfg)
     if a.source.git:
         source = GitSource(guide="4-1", title="application code (git)", url=a.source.git, ref=a.source.ref,
-                           dest=a.dir, owner=user, notify=(UNIT,))
+                           dest=a.dir, owner=user, notify=(UNIT,), others=others)
     else:
         source = LocalSource(guide="4-1", title="application code", source=str(cfg.path(a.source.path)),
-                             shown_as=a.source.path, dest=a.dir, owner=user, notify=(UNIT,))
+                             shown_as=a.source.path, dest=a.dir, owner=user, notify=(UNIT,), others=others)
     if a.install == "sync":
         deps: Step = Command(
             guide="4-2", title="uv sync from the app's pyproject", notify=(UNIT,),
@@ -84,6 +96,7 @@ def steps(cfg: Config, host: HostInfo) -> list[Step]:
         deps = PythonPackages(
             guide="4-2", title="app dependencies (incl. B-14)", python=venv_python, packages=tuple(a.packages),
             install=f"{as_user} uv pip install -q --python {q(venv_python)}{uv_index}", notify=(UNIT,),
+            reinstall="--reinstall-package {name}",
         )
     return [
         AptPackages(guide="4-2", title="python3-venv and curl (B-13)", names=("python3-venv", "curl")),
@@ -95,9 +108,11 @@ def steps(cfg: Config, host: HostInfo) -> list[Step]:
                   path=a.log_dir.rsplit("/", 1)[0], owner=user),
         Directory(guide="4-1", title=f"{a.log_dir} (B-18)", path=a.log_dir, owner=user),
         source,
-        # Marked complete once made: a run killed half-way is redone from scratch.
+        # Marked complete once made: a run killed half-way is redone from scratch. The marker alone is not
+        # trusted: the venv's interpreter must run and be the venv's own (its sys.prefix is the venv).
         Command(guide="4-2", title=f"venv {a.dir}/.venv",
-                check=f"test -f {q(a.dir + '/.venv/.l4rb-complete')} && {q(venv_python)} -c pass",
+                check=f"test -f {q(a.dir + '/.venv/.l4rb-complete')} && {q(venv_python)} -c "
+                      + q(f"import sys; sys.exit(sys.prefix != {a.dir + '/.venv'!r})"),
                 run=f"cd {q(a.dir)} && rm -rf .venv && {as_user} uv venv -q {q(a.dir + '/.venv')} && "
                     f"{as_user} touch .venv/.l4rb-complete",
                 notify=(UNIT,)),

@@ -109,7 +109,10 @@ def go_steps(cfg: Config) -> tuple[list[Step], str]:
     return [
         VerifiedDownload(guide="7-3", title=f"Go {go.version} in {GO_ROOT} (sha256-verified)", name="go",
                          url=resolve(cfg, go.url, version=go.version), sha256=go.sha256, member="go",
-                         dest=GO_ROOT, install="tree", tree_marker="bin/go"),
+                         dest=GO_ROOT, install="tree", tree_marker="bin/go",
+                         # "go version go1.24.4 linux/amd64"
+                         version=go.version, version_command="bin/go version",
+                         version_pattern=r"^go version go(\S+)"),
         Command(guide="7-3", title="go on the PATH (/usr/local/bin/go)",
                 check=f"[ \"$(readlink /usr/local/bin/go)\" = {GO_ROOT}/bin/go ]",
                 run=f"ln -sfn {GO_ROOT}/bin/go /usr/local/bin/go"),

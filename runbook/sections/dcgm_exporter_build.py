@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..engine.steps import Plan, RunState, Step, q
+from ..engine.steps import Plan, RunState, Step, q, record_sha256_script, sha256_probe
 
 BINARY = "/usr/local/bin/dcgm-exporter"
 STAMP = "/var/lib/l4-runbook/dcgm-exporter.build"
@@ -45,7 +45,8 @@ class DcgmExporterBuild(Step):
             f"printf 'candidate=%s\\n' \"$(apt-cache policy {q(self.package)} 2>/dev/null "
             "| sed -n 's/^ *Candidate: //p')\"\n"
             f"printf 'stamp=%s\\n' \"$(cat {STAMP} 2>/dev/null)\"\n"
-            f"printf 'binary=%s\\n' \"$(sha256sum {BINARY} 2>/dev/null | cut -d' ' -f1)\""
+            # The binary is hashed (the digest of the build is reused only while the file is untouched).
+            + sha256_probe(BINARY, STAMP + ".key")
         )
 
     @staticmethod
@@ -73,7 +74,7 @@ class DcgmExporterBuild(Step):
     def plan(self, fact: str, state: RunState) -> Plan:
         facts = self.facts(fact)
         stamp = dict(p.split("=", 1) for p in facts.get("stamp", "").split() if "=" in p)
-        binary = facts.get("binary", "").strip()
+        binary = facts.get("sha256", "").strip()
         major, evidence = self.dcgm_major(facts)
         if not major:
             return Plan(True, "build the dcgm-exporter tag for the DCGM that step 7-2 installs "
@@ -118,6 +119,7 @@ class DcgmExporterBuild(Step):
             f"mkdir -p {STAMP.rsplit('/', 1)[0]}\n"
             f"printf 'git=%s tag=%s dcgm=%s commit=%s sha256=%s\\n' {q(self.git)} {q(tag)} {q(major)} "
             f"\"$(git rev-parse HEAD)\" \"$(sha256sum {BINARY} | cut -d' ' -f1)\" > {STAMP}\n"
+            + record_sha256_script(BINARY, STAMP + ".key")
         )
 
     def script(self, plan: Plan) -> str:

@@ -3,8 +3,11 @@
 The guide installs node_exporter and promtail with a bare ``curl``; we fetch into a private temp
 directory, compare the sha256 with the release's own checksum list (and/or a pinned digest), and
 only then install, atomically. A mismatch stops the run with both digests and leaves the host as it
-was. A stamp records where the installed file came from and its own digest, so a no-op run needs no
-network, and a hand-edited or replaced binary is noticed and reinstalled.
+was. A stamp records where the installed file came from, the release checksum it was verified
+against and the installed file's own digest, so a no-op run needs no network. The check does not
+take the stamp's word alone: the file on the host is hashed against the digest recorded at install
+time, and the program is asked for its version, which must be the configured one (an older release
+put back by hand, or a ``/bin/true`` in its place, is noticed even when the stamp was rewritten).
 """
 
 from __future__ import annotations
@@ -13,7 +16,17 @@ import posixpath
 from dataclasses import dataclass
 from typing import Literal
 
-from ..engine.steps import Plan, RunState, Step, q
+from ..engine.steps import (
+    Plan,
+    RunState,
+    Step,
+    key_values,
+    q,
+    record_sha256_script,
+    reported_version,
+    sha256_probe,
+    version_probe,
+)
 
 STAMP_DIR = "/var/lib/l4-runbook/downloads"
 
@@ -73,6 +86,11 @@ class VerifiedDownload(Step):
     tree_marker: str = ""
     mode: int = 0o755
     stamp_dir: str = STAMP_DIR
+    # The version the installed program must report: *version_command* (relative to dest for a tree)
+    # prints a line whose *version_pattern* group 1 is *version* (a leading "v" ignored).
+    version: str = ""
+    version_command: str = ""
+    version_pattern: str = ""
 
     def __post_init__(self) -> None:
         if not (self.checksums_url or self.sha256):
@@ -86,14 +104,25 @@ class VerifiedDownload(Step):
     def _marker(self) -> str:
         return posixpath.join(self.dest, self.tree_marker) if self.install == "tree" else self.dest
 
+    @property
+    def _version_command(self) -> str:
+        """For a file: dest plus the arguments; for a tree: its first word is a path inside dest."""
+        if self.install == "tree":
+            program, _, args = self.version_command.partition(" ")
+            return f"{q(posixpath.join(self.dest, program))} {args}".strip()
+        return f"{q(self.dest)} {self.version_command}"
+
     def probe(self) -> str:
-        return (f"cat {q(self.stamp)} 2>/dev/null; echo\n"
-                f"sha256sum {q(self._marker)} 2>/dev/null | cut -d' ' -f1")
+        return (f"printf 'stamp=%s\\n' \"$(cat {q(self.stamp)} 2>/dev/null)\"\n"
+                + sha256_probe(self._marker, self.stamp + ".key")
+                + (f"\n{version_probe(self._version_command)}" if self.version_command else ""))
 
     def plan(self, fact: str, state: RunState) -> Plan:
-        stamp_line, _, current = fact.partition("\n")
-        stamp = dict(part.split("=", 1) for part in stamp_line.split() if "=" in part)
-        current = current.strip()
+        facts = key_values(fact)
+        stamp = dict(part.split("=", 1) for part in facts.get("stamp", "").split() if "=" in part)
+        current = facts.get("sha256", "").strip()
+        line = facts.get("version", "").strip()
+        reported = reported_version(line, self.version_pattern) if self.version_command else ""
         why = ""
         if not current:
             why = f"install {self.dest} from {self.url}"
@@ -105,9 +134,18 @@ class VerifiedDownload(Step):
             why = f"{self.dest}: pinned sha256 changed; reinstall from {self.url}"
         elif stamp.get("installed") != current:
             why = f"{self.dest} was changed since it was installed; reinstall from {self.url}"
+        elif self.version_command and reported != self.version:
+            why = (f"{self.dest} reports version {reported or '(none)'}, not {self.version}; "
+                   f"reinstall from {self.url}")
         if not why:
-            return Plan(False, f"{self.dest} from {self.url} (sha256 {stamp.get('sha256', '')[:12]})")
-        return Plan(True, why, f"- {self.dest}: {stamp.get('url', '(unknown origin)')}\n+ {self.dest}: {self.url}\n")
+            return Plan(False, f"{self.dest} from {self.url} (sha256 {stamp.get('sha256', '')[:12]}"
+                        + (f", version {reported})" if self.version_command else ")"))
+        have = (f"sha256 {current[:12] or '(none)'}" + (f", installed as {stamp['installed'][:12]}"
+                                                         if stamp.get("installed") else "")
+                + (f", says {line!r}" if self.version_command else ""))
+        return Plan(True, why, f"- {self.dest}: {stamp.get('url', '(unknown origin)')}, {have}\n"
+                               f"+ {self.dest}: {self.url}" + (f", version {self.version}" if self.version else "")
+                               + "\n")
 
     def _extract(self) -> str:
         kind = archive_kind(self.url)
@@ -145,13 +183,17 @@ class VerifiedDownload(Step):
             f"printf 'url=%s sha256=%s installed=%s\\n' {q(self.url)} \"$got\" "
             f"\"$(sha256sum {q(self._marker)} | cut -d' ' -f1)\" > {q(self.stamp + '.new')}\n"
             f"mv -f {q(self.stamp + '.new')} {q(self.stamp)}\n"
+            + record_sha256_script(self._marker, self.stamp + ".key")
         )
 
     def doc(self) -> dict[str, str]:
         against = " and ".join(filter(None, [self.checksums_url and f"the list at {self.checksums_url}",
                                              self.sha256 and f"the pinned sha256 {self.sha256}"]))
         return {
-            "checks": f"`{self.stamp}` (origin and digest of `{self.dest}`) against `sha256sum {self._marker}`",
+            "checks": f"`{self.stamp}` (origin, release checksum and installed digest of `{self.dest}`) against "
+                      f"`sha256sum {self._marker}`"
+                      + (f"; `{self._version_command}` must report version {self.version}"
+                         if self.version_command else ""),
             "changes": f"`{self.dest}` from {self.url}",
             "runs": f"curl to a temp dir; sha256 checked against {against}; nothing installed on a mismatch; "
                     "then an atomic install",

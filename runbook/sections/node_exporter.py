@@ -27,7 +27,10 @@ def steps(cfg: Config, host: HostInfo) -> list[Step]:
         VerifiedDownload(guide="7-5", title=f"node_exporter {n.version} (sha256-verified)", name="node_exporter",
                          url=resolve(cfg, n.url, version=n.version),
                          checksums_url=resolve(cfg, n.checksums_url, version=n.version), sha256=n.sha256,
-                         member=f"{folder}/node_exporter", dest=BINARY, notify=(UNIT,)),
+                         member=f"{folder}/node_exporter", dest=BINARY, notify=(UNIT,),
+                         # Prometheus' version banner: "node_exporter, version 1.9.0 (branch: ...)"
+                         version=n.version, version_command="--version",
+                         version_pattern=r"^node_exporter, version (\S+)"),
         File(guide="7-5", title=f"/etc/systemd/system/{UNIT}", path=f"/etc/systemd/system/{UNIT}",
              content=unit_text("7-5", "Node Exporter", f"ExecStart={BINARY}"
                                + (f" --web.listen-address=:{n.port}" if n.port != 9100 else "")),

@@ -56,7 +56,10 @@ def promtail_steps(cfg: Config, ship: Shipping) -> list[Step]:
         VerifiedDownload(guide="7-6", title=f"promtail {p.version} (sha256-verified)", name="promtail",
                          url=resolve(cfg, p.url, version=p.version),
                          checksums_url=resolve(cfg, p.checksums_url, version=p.version), sha256=p.sha256,
-                         member="promtail-linux-amd64", dest=binary, notify=(PROMTAIL_UNIT,)),
+                         member="promtail-linux-amd64", dest=binary, notify=(PROMTAIL_UNIT,),
+                         # "promtail, version 3.4.2 (branch: ..., revision: ...)"
+                         version=p.version, version_command="-version",
+                         version_pattern=r"^promtail, version (\S+)"),
         Directory(guide="7-6", title="/etc/promtail", path="/etc/promtail"),
         Directory(guide="7-6", title=POSITIONS.rsplit("/", 1)[0], path=POSITIONS.rsplit("/", 1)[0]),
         File(guide="7-6", title="/etc/promtail/config.yml (matches per unit, B-19)", path="/etc/promtail/config.yml",
@@ -81,7 +84,10 @@ def alloy_steps(cfg: Config, ship: Shipping) -> list[Step]:
         VerifiedDownload(guide="7-6", title=f"alloy {a.version} (sha256-verified)", name="alloy",
                          url=resolve(cfg, a.url, version=a.version),
                          checksums_url=resolve(cfg, a.checksums_url, version=a.version), sha256=a.sha256,
-                         member="alloy-linux-amd64", dest=binary, notify=(ALLOY_UNIT,)),
+                         member="alloy-linux-amd64", dest=binary, notify=(ALLOY_UNIT,),
+                         # "alloy, version v1.10.2 (branch: ..., revision: ...)"
+                         version=a.version, version_command="--version",
+                         version_pattern=r"^alloy, version (\S+)"),
         Directory(guide="7-6", title="/etc/alloy", path="/etc/alloy"),
         Directory(guide="7-6", title="/var/lib/alloy", path="/var/lib/alloy"),
         File(guide="7-6", title=f"{config} (same labels as promtail's)", path=config, content=alloy_config(ship),

@@ -165,17 +165,19 @@ def steps(cfg: Config, host: HostInfo) -> list[Step]:
     return [
         AptPackages(guide="3-2", title="python3-venv and curl (B-13)", names=("python3-venv", "curl")),
         Directory(guide="3-1", title=v.dir, path=v.dir, owner=user),
-        # Marked complete only after pip's own upgrade: a run killed half-way is redone from scratch.
+        # Marked complete only after pip's own upgrade: a run killed half-way is redone from scratch. The
+        # marker is only a short cut when the venv's pip really runs from it.
         Command(guide="3-2", title=f"venv {venv}",
                 check=f"test -f {q(venv + '/.l4rb-complete')} && {q(venv + '/bin/python')} -m pip --version",
                 run=f"rm -rf {q(venv)} && runuser -u {q(user)} -- python3 -m venv {q(venv)} && "
                     f"runuser -u {q(user)} -- {q(venv + '/bin/pip')} install -q --upgrade pip{pip_index} && "
                     f"runuser -u {q(user)} -- touch {q(venv + '/.l4rb-complete')}",
                 notify=(UNIT,)),
+        # The package is checked by its installed files (RECORD), not by the venv's marker: deleted files
+        # mean a reinstall (pip --force-reinstall --no-deps).
         PythonPackages(guide="3-2", title=f"{v.package} in the venv", python=f"{venv}/bin/python",
                        packages=(v.package,), notify=(UNIT,),
-                       install=f"runuser -u {q(user)} -- {q(venv + '/bin/pip')} install -q{index}",
-                       freeze=f"{q(venv + '/bin/python')} -m pip list --format=freeze"),
+                       install=f"runuser -u {q(user)} -- {q(venv + '/bin/pip')} install -q{index}"),
         File(guide="3-3", title=f"{v.dir}/vllm.env", path=f"{v.dir}/vllm.env", content=env_file(cfg),
              mode=0o600, secret=True, notify=(UNIT,)),
         File(guide="3-4", title=f"/etc/systemd/system/{UNIT}", path=f"/etc/systemd/system/{UNIT}",

@@ -208,7 +208,7 @@ BUILD = DcgmExporterBuild(guide="7-4", title="t", git="file:///x.git", tags={"3"
 
 
 def fact(libs="", installed="", candidate="", stamp="", binary=""):
-    return f"libs={libs}\ninstalled={installed}\ncandidate={candidate}\nstamp={stamp}\nbinary={binary}"
+    return f"libs={libs}\ninstalled={installed}\ncandidate={candidate}\nstamp={stamp}\nsha256={binary}"
 
 
 def test_major_version_parsing():

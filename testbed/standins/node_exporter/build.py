@@ -8,15 +8,19 @@ OUT/v1.9.0/node_exporter-1.9.0.linux-amd64.tar.gz   node_exporter-1.9.0.linux-am
 OUT/v1.9.0/sha256sums.txt                          "<sha256>  <file>" lines, like upstream's (with
                                                    another platform's line too, as the real list has)
 
-The binary is Debian's build (bookworm: 1.5.0) whatever version the name says: the runbook checks
-the tarball against the list, not the binary's own version string. Without a .deb argument the
-package is fetched with `apt-get download` from this machine's apt sources.
+The binary is Debian's build (bookworm: 1.5.0). The real release's binary reports its own version
+(`node_exporter --version`: "node_exporter, version 1.9.0 (...)"), and the runbook checks that, so
+the version string that Go's linker stored in the binary (the -X value of Prometheus' version
+package: plain bytes in the read-only data) is overwritten in place with the release's version.
+Only a version of the same length can be written that way; any other is refused. Without a .deb
+argument the package is fetched with `apt-get download` from this machine's apt sources.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import re
 import subprocess
 import sys
 import tarfile
@@ -36,6 +40,31 @@ def debian_binary(deb: Path | None, work: Path) -> bytes:
     return (tree / "usr/bin/prometheus-node-exporter").read_bytes()
 
 
+def with_version(binary: bytes, version: str) -> bytes:
+    """*binary* reporting *version*: the one stored version string (not the "1.5.0-1+b6" revision) replaced."""
+    found = re.search(rb"version (\d+\.\d+\.\d+)", subprocess_version(binary))
+    if not found:
+        raise ValueError("the Debian binary prints no version")
+    old = found.group(1)
+    if len(old) != len(version.encode()):
+        raise ValueError(f"cannot make a {old.decode()} binary report {version}: the lengths differ")
+    hits = [m.start() for m in re.finditer(re.escape(old) + rb"(?![-+.\w])", binary)]
+    if len(hits) != 1:
+        raise ValueError(f"expected one stored version string {old!r}, found {len(hits)}")
+    data = bytearray(binary)
+    data[hits[0]:hits[0] + len(old)] = version.encode()
+    return bytes(data)
+
+
+def subprocess_version(binary: bytes) -> bytes:
+    """What the binary itself says to --version (run from a temp copy)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "node_exporter"
+        path.write_bytes(binary)
+        path.chmod(0o755)
+        return subprocess.run([str(path), "--version"], capture_output=True, check=True).stdout
+
+
 def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime, info.uname, info.gname = len(data), mode, MTIME, "root", "root"
@@ -48,7 +77,7 @@ def build(out: Path, version: str, deb: Path | None = None) -> Path:
     release = out / f"v{version}"
     release.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        binary = debian_binary(deb, Path(tmp))
+        binary = with_version(debian_binary(deb, Path(tmp)), version)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
         dir_info = tarfile.TarInfo(folder)

@@ -18,8 +18,12 @@ import promtail_config
 import runtime
 from alloy_syntax import AlloySyntaxError, parse
 
-VERSION = "3.4.2-double"
-ALLOY_VERSION = "v1.10.2-double"
+try:  # written by build.py into each release: the version the release's name says, as the real banner says it
+    from release_info import VERSION as RELEASE
+except ImportError:  # run from the source tree
+    RELEASE = "0.0.0"
+VERSION = RELEASE
+ALLOY_VERSION = "v" + RELEASE
 
 
 def _flag(argv: list[str], name: str) -> str | None:

@@ -37,16 +37,18 @@ def _zip(entries: list[tuple[str, bytes, int]]) -> bytes:
     return buf.getvalue()
 
 
-def application() -> bytes:
-    """The stand-in as one executable file."""
-    return b"#!/usr/bin/env python3\n" + _zip([(p.name, p.read_bytes(), 0o644) for p in MODULES])
+def application(version: str = "0.0.0") -> bytes:
+    """The stand-in as one executable file; ``--version`` reports *version*, like the real release."""
+    info = f"VERSION = {version!r}\n".encode()
+    return b"#!/usr/bin/env python3\n" + _zip([*((p.name, p.read_bytes(), 0o644) for p in MODULES),
+                                                ("release_info.py", info, 0o644)])
 
 
 def release(out: Path, product: str, version: str, member: str) -> Path:
     folder = out / product / f"v{version}"
     folder.mkdir(parents=True, exist_ok=True)
     archive = folder / f"{member}.zip"
-    archive.write_bytes(_zip([(member, application(), 0o755)]))
+    archive.write_bytes(_zip([(member, application(version), 0o755)]))
     other = hashlib.sha256(f"{member} for darwin is not in the test bed".encode()).hexdigest()
     (folder / "SHA256SUMS").write_text(
         f"{hashlib.sha256(archive.read_bytes()).hexdigest()}  {archive.name}\n"
