@@ -15,7 +15,8 @@ from .sections import HOST_SECTIONS
 from .sections.common import HostInfo
 
 LOKI = "http://LOKI_HOST:3100"  # the guide's <LOKI_URL>, a placeholder in the docs
-PLACEHOLDERS = {"VLLM_API_KEY": "<VLLM_API_KEY>", "OCR_API": "<OCR_API>", "BACKEND_INTERNAL_TOKEN": "<TOKEN>"}
+PLACEHOLDERS = {"VLLM_API_KEY": "<VLLM_API_KEY>", "OCR_API": "<OCR_API>",
+                "BACKEND_INTERNAL_TOKEN": "<BACKEND_INTERNAL_TOKEN>"}
 
 
 def _cell(text: str) -> str:

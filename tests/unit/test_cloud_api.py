@@ -44,7 +44,8 @@ class Cloud:
         self.server, self.root = server, root
         self.api = gcp.clients(server.url, policy=POLICY)
         self.console = Console(file=io.StringIO(), width=400, highlight=False)
-        self.data = {"gcp": {"project_id": PROJECT, "api_endpoint": server.url}, "inventory": {"target": "gcp"}}
+        self.data = {"gcp": {"project_id": PROJECT, "api_endpoint": server.url}, "inventory": {"target": "gcp"},
+                     "monitoring": {"promtail": {"loki_url": "http://loki.example.com:3100"}}}
 
     def configure(self, **tables: dict) -> Cloud:
         self.data = _merge(self.data, tables)
