@@ -85,6 +85,8 @@ class GcpConfig(Strict):
     tags: list[Name] = ["ai-server", "monitoring"]
     # Empty: Google's endpoint with Application Default Credentials.
     api_endpoint: Annotated[str, Field(pattern=r"^(https?://[^\s'\"`$\\]+)?$")] = ""
+    # With api_endpoint: a 0600 file holding the bearer token that endpoint requires (empty: none sent).
+    api_token_file: str = ""
     # New VMs store their SSH host keys as guest attributes, so the key is pinned from the API.
     guest_attributes: bool = True
     # Longest wait for one operation (create, start, stop, delete), in seconds.
@@ -631,6 +633,19 @@ def read_secrets_file(path: Path) -> dict[str, str]:
             raise ConfigError(f"{path}:{number}: {key}: set twice")
         values[key] = value
     return values
+
+
+def read_token_file(root: Path, name: str) -> str:
+    """A bearer token from a file only its owner can read (gcp.api_token_file)."""
+    path = Path(name) if Path(name).is_absolute() else root / name
+    text = read_text_file(path, "token file")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigError(f"{path}: token file is readable by others (mode {mode:04o}); run: chmod 600 {path}")
+    token = text.strip()
+    if not token or any(c.isspace() for c in token):
+        raise ConfigError(f"{path}: expected one token on one line")
+    return token
 
 
 def load_secrets(settings: Settings, root: Path, environ: dict[str, str] | None = None) -> Secrets:
