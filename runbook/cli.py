@@ -158,7 +158,7 @@ def select_sections(all_names: list[str], only: str = "", skip: str = "", first:
     wanted_only, wanted_skip = split(only), split(skip)
     unknown = sorted({*wanted_only, *wanted_skip, *([first] if first else [])} - set(all_names))
     if unknown:
-        Output().error(f"unknown section(s) {unknown}; sections are: {', '.join(all_names)}")
+        Output().error(f"--only/--skip/--from: unknown section(s) {unknown}; sections are: {', '.join(all_names)}")
         raise Exit(code=2)
     names = all_names[all_names.index(first):] if first else list(all_names)
     if wanted_only:
