@@ -52,6 +52,7 @@ def measure(host, args) -> None:
             f'name = "{host.name}"\naddress = "{host.address}"\n[ssh]\nuser = "{host.ssh_user}"\n'
             f'key_file = "{host.ssh_key}"\nknown_hosts = "{host.known_hosts}"\ntrust_on_first_use = false\n'
             f'[ai_server.source]\npath = "{REPO / "tests/fixtures/ai_app"}"\n'
+            '[monitoring.promtail]\nloki_url = "http://127.0.0.1:3100"\n'
         )
         opts = cli.Options(config=str(cfg))
         quiet = Output(Console(file=io.StringIO()))
