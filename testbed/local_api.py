@@ -110,8 +110,10 @@ def ensure_running() -> str:
     with open(folder / "compute-api.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         url = running()
-        if url:
+        if url and token_path().exists():
             return url
+        if url:  # started before servers had tokens: restart it with one (its state file stays)
+            stop()
         _new_token()
         log = folder / "compute-api.log"
         package_root = Path(__file__).resolve().parents[2]

@@ -122,8 +122,9 @@ WantedBy=multi-user.target
 class ModelsListed(Step):
     """Guide 3-7: /v1/models lists the base model and every adapter.
 
-    The key is read from the 0600 env file on the host and piped to curl's
-    stdin, so no command line ever carries it.
+    The key is read from the 0600 env file on the host by systemd itself (the file's real
+    reader, so a quoted key comes back exact) and piped to curl's stdin, so no command line
+    ever carries it.
     """
 
     env_path: str
@@ -132,7 +133,8 @@ class ModelsListed(Step):
 
     def probe(self) -> str:
         return (
-            f"key=$(sed -n 's/^VLLM_API_KEY=//p' {q(self.env_path)} 2>/dev/null)\n"
+            f"key=$(systemd-run --quiet --wait --pipe -p EnvironmentFile={q(self.env_path)} "
+            "/usr/bin/printenv VLLM_API_KEY 2>/dev/null)\n"
             f"printf 'Authorization: Bearer %s\\n' \"$key\" | curl -s -m 10 -H @- {q(self.url)}"
         )
 
