@@ -40,7 +40,8 @@ AbsPath = Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/-]*$")]
 Scalar = Annotated[str, Field(min_length=1, pattern=r"^[^\n\r\"'\\$`%;]+$")]
 # Every field below that reaches a unit, an env file, YAML or a shell line has a pattern of its own.
 UserName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")]
-HostAddress = Annotated[str, Field(pattern=r"^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$")]
+# A host name or an IPv4/IPv6 address (never starting with '-', so never an option).
+HostAddress = Annotated[str, Field(pattern=r"^[A-Za-z0-9.:\[\]][A-Za-z0-9.:\[\]-]*$")]
 HostName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
 # A Hugging Face repo id (owner/name) or an absolute path on the host.
 ModelRef = Annotated[str, Field(
