@@ -18,8 +18,8 @@ from testbed.tasks import sandbox
 def _section_task(name: str):
     section = HOST_SECTIONS[name]
 
-    def body(c, config=cli.Options.config, dry_run=False, local=False, hosts="", report="", diff=False):
-        cli.run_host_sections([name], cli.Options(config, dry_run, local, hosts, report, diff))
+    def body(c, config=cli.Options.config, dry_run=False, local=False, hosts="", report="", diff=False, wait="0"):
+        cli.run_host_sections([name], cli.Options(config, dry_run, local, hosts, report, diff, cli.wait_seconds(wait)))
 
     body.__name__ = name.replace("-", "_")
     body.__doc__ = f"Guide §{section.guide}: {section.title}. Idempotent; --dry-run shows the diff."
@@ -29,10 +29,10 @@ def _section_task(name: str):
 @task(help={**cli.COMMON_HELP, "only": "comma-separated sections to run", "skip": "sections to leave out",
             "from": "start at this section (e.g. after a fix)"})
 def deploy(c, config=cli.Options.config, dry_run=False, local=False, hosts="", report="", diff=False,
-           only="", skip="", from_=""):
+           only="", skip="", from_="", wait="0"):
     """Every section in guide order: firewall, vm, the host sections, then verify. A re-run changes nothing."""
     names = cli.select_sections([*CLOUD_SECTIONS, *HOST_SECTIONS, "verify"], only, skip, from_)
-    opts = cli.Options(config, dry_run, local, hosts, report, diff)
+    opts = cli.Options(config, dry_run, local, hosts, report, diff, cli.wait_seconds(wait))
     out = Output(show_diff=diff)
     cloud = tasks_cloud.run_cloud_sections(names, opts, out)
     host_names = [n for n in names if n in HOST_SECTIONS]

@@ -63,6 +63,7 @@ def measure(host, args) -> None:
             # Outside the sandbox target the public URLs would be used: the host's local copy instead.
             f'[monitoring.node_exporter]\nurl = "{sandbox_url(node.url)}"\n'
             f'checksums_url = "{sandbox_url(node.checksums_url)}"\n'
+            '[monitoring.promtail]\nloki_url = "http://127.0.0.1:3100"\n'
         )
         opts = cli.Options(config=str(cfg))
         quiet = Output(Console(file=io.StringIO()))

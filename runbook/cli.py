@@ -34,6 +34,7 @@ class Options:
     hosts: str = ""
     report: str = ""
     diff: bool = False
+    wait: int = 0  # seconds to wait for another run holding a host
 
     @property
     def host_list(self) -> list[str]:
@@ -47,7 +48,10 @@ COMMON_HELP = {
     "hosts": "comma-separated host names to limit the run to",
     "report": "also write the results as JSON to this file",
     "diff": "show file diffs for changes, not only in dry-run",
+    "wait": "seconds to wait when another run is using a host (default: refuse at once, naming it)",
 }
+
+CONNECT = "connect"  # the section name of a host that could not be reached (or was busy): exit 2
 
 
 def load(opts: Options, out: Output) -> config_mod.Config:
@@ -70,6 +74,8 @@ def run_on_host(cfg: config_mod.Config, transport: Transport, names: Iterable[st
     host = HostInfo(name=transport.name, login_user=transport.login_user)
     names = list(names)
     try:
+        # From the first fact gathered to the last change, no other run acts on this host.
+        transport.lock_run(opts.wait, notify=out.warn)
         for name in names:
             section = HOST_SECTIONS[name]
             try:
@@ -95,8 +101,8 @@ def run_on_host(cfg: config_mod.Config, transport: Transport, names: Iterable[st
                 break
     except RunbookError as err:  # the host itself: unreachable, sudo, host key
         out.error(str(err))
-        results.append(SectionResult(transport.name, "connect", [StepResult(
-            transport.name, "connect", "-", "reach the host", FAILED, error=str(err))]))
+        results.append(SectionResult(transport.name, CONNECT, [StepResult(
+            transport.name, CONNECT, "-", "reach the host", FAILED, error=str(err))]))
     finally:
         transport.close()
     return results
@@ -129,8 +135,19 @@ def finish(results: list[SectionResult], opts: Options, out: Output) -> None:
     if opts.report:
         write_report(Path(opts.report), results)
         out.info(f"report written to {opts.report}")
+    if any(r.section == CONNECT and r.status == FAILED for r in results):
+        raise Exit(code=2)  # a host unreachable or busy: nothing was done on it
     if any(r.status == FAILED for r in results):
         raise Exit(code=1)
+
+
+def wait_seconds(value) -> int:
+    """--wait N: whole seconds, 0 to 86400; anything else is refused before any host is contacted."""
+    text = str(value).strip()
+    if not text.isdigit() or int(text) > 86400:
+        Output().error(f"--wait: expected whole seconds from 0 to 86400, got {text!r}")
+        raise Exit(code=2)
+    return int(text)
 
 
 def select_sections(all_names: list[str], only: str = "", skip: str = "", first: str = "") -> list[str]:
@@ -141,7 +158,7 @@ def select_sections(all_names: list[str], only: str = "", skip: str = "", first:
     wanted_only, wanted_skip = split(only), split(skip)
     unknown = sorted({*wanted_only, *wanted_skip, *([first] if first else [])} - set(all_names))
     if unknown:
-        Output().error(f"unknown section(s) {unknown}; sections are: {', '.join(all_names)}")
+        Output().error(f"--only/--skip/--from: unknown section(s) {unknown}; sections are: {', '.join(all_names)}")
         raise Exit(code=2)
     names = all_names[all_names.index(first):] if first else list(all_names)
     if wanted_only:

@@ -8,6 +8,7 @@ environment or from a 0600 secrets file, never from hosts.toml.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import stat
@@ -25,21 +26,46 @@ from pydantic import (
     model_validator,
 )
 
-from . import secrets
+from . import envfile, secrets
 from .errors import ConfigError
 
 DEFAULT_CONFIG = "hosts.toml"
+# hosts.toml and the secrets file are small text files: anything bigger (or /dev/zero) is a mistake.
+MAX_FILE_BYTES = 1 << 20
+MIN_SECRET_LENGTH = 8
 Port = Annotated[int, Field(ge=1, le=65535)]
 Name = Annotated[str, Field(pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")]
 AbsPath = Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/-]*$")]
 # Values written into unit files and env files: one line, no shell/unit specials.
 Scalar = Annotated[str, Field(min_length=1, pattern=r"^[^\n\r\"'\\$`%;]+$")]
+# Every field below that reaches a unit, an env file, YAML or a shell line has a pattern of its own.
+UserName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")]
+# A host name or an IPv4/IPv6 address (never starting with '-', so never an option).
+HostAddress = Annotated[str, Field(pattern=r"^[A-Za-z0-9.:\[\]][A-Za-z0-9.:\[\]-]*$")]
+HostName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
+# A Hugging Face repo id (owner/name) or an absolute path on the host.
+ModelRef = Annotated[str, Field(
+    pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?|/[A-Za-z0-9._/-]+)$")]
+# A git commit, tag or branch: one word, so `--revision X` can never add arguments.
+GitRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")]
+PackageName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9+.-]+$")]  # a Debian package
+# A pip requirement: name, extras, version specifiers; no URLs, options or spaces.
+_VERSION = r"[<>=!~]=?[A-Za-z0-9.*+!_-]+"
+PipSpec = Annotated[str, Field(
+    pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._,-]+\])?(" + _VERSION + "(," + _VERSION + ")*)?$")]
+# Package indexes are downloads without a checksum: https (or a local file:// mirror) only.
+IndexUrl = Annotated[str, Field(pattern=r"^((https|file)://[^\s'\"`$\\]+)?$")]
+Word = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 
 
 class Strict(BaseModel):
-    """Base for every table: unknown keys are an error, not a silent default."""
+    """Base for every table: unknown keys are an error, not a silent default; no type coercion
+    (``port = true`` or ``port = "8001"`` is an error, not port 1 or 8001)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+PLACEHOLDER_PROJECT = "your-project-id"
 
 
 class GcpConfig(Strict):
@@ -47,19 +73,21 @@ class GcpConfig(Strict):
 
     project_id: Annotated[str, Field(pattern=r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")] = "your-project-id"
     zone: Annotated[str, Field(pattern=r"^[a-z]+-[a-z]+[0-9]-[a-z]$")] = "asia-northeast3-a"
-    fallback_zones: list[str] = []
+    fallback_zones: list[Annotated[str, Field(pattern=r"^[a-z]+-[a-z]+[0-9]-[a-z]$")]] = []
     instance_name: Name = "ai-server-l4"
-    machine_type: str = "g2-standard-4"
-    accelerator_type: str = "nvidia-l4"
+    machine_type: Name = "g2-standard-4"
+    accelerator_type: Name = "nvidia-l4"
     accelerator_count: Annotated[int, Field(ge=1, le=8)] = 1
-    image_project: str = "ubuntu-os-accelerator-images"
-    image_family: str = "ubuntu-accelerator-2204-amd64-with-nvidia-580"
+    image_project: Name = "ubuntu-os-accelerator-images"
+    image_family: Name = "ubuntu-accelerator-2204-amd64-with-nvidia-580"
     boot_disk_gb: Annotated[int, Field(ge=10, le=65536)] = 200
     boot_disk_type: Literal["pd-ssd", "pd-balanced", "pd-standard"] = "pd-ssd"
-    network: str = "default"
+    network: Name = "default"
     tags: list[Name] = ["ai-server", "monitoring"]
     # Empty: Google's endpoint with Application Default Credentials.
-    api_endpoint: str = ""
+    api_endpoint: Annotated[str, Field(pattern=r"^(https?://[^\s'\"`$\\]+)?$")] = ""
+    # With api_endpoint: a 0600 file holding the bearer token that endpoint requires (empty: none sent).
+    api_token_file: str = ""
     # New VMs store their SSH host keys as guest attributes, so the key is pinned from the API.
     guest_attributes: bool = True
     # Longest wait for one operation (create, start, stop, delete), in seconds.
@@ -121,9 +149,9 @@ class FirewallConfig(Strict):
 class HostEntry(Strict):
     """A host reached over SSH, listed by hand (any machine, not only GCP)."""
 
-    name: str
-    address: str
-    user: str | None = None
+    name: HostName
+    address: HostAddress
+    user: UserName | None = None
     port: Port = 22
 
 
@@ -148,10 +176,11 @@ class InventoryConfig(Strict):
 class SshConfig(Strict):
     """How we log in; host keys are pinned, never ignored."""
 
-    user: str = "ubuntu"
+    user: UserName = "ubuntu"
     key_file: str = ""
     known_hosts: str = ".l4-runbook/known_hosts"
-    # On first contact with an unknown host: record its key (and say so) or refuse.
+    # On first contact with an unknown host: record its key (and say so) or refuse. Unset: refuse for
+    # hand-listed hosts (target "hosts": pin their keys in known_hosts first), trust for the others.
     trust_on_first_use: bool = True
     connect_timeout: Annotated[int, Field(ge=1, le=300)] = 15
 
@@ -159,25 +188,25 @@ class SshConfig(Strict):
 class PythonConfig(Strict):
     """Where hosts get Python packages: PyPI by default, a mirror if set."""
 
-    index_url: str = ""
-    extra_index_url: str = ""
-    uv_spec: str = "uv"
+    index_url: IndexUrl = ""
+    extra_index_url: IndexUrl = ""
+    uv_spec: PipSpec = "uv"
 
 
 class LoraAdapter(Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
-    path: Scalar
+    path: ModelRef
 
 
 class VllmConfig(Strict):
     """Guide section 3."""
 
     dir: AbsPath = "/app/vllm-server"
-    host: Scalar = "0.0.0.0"
+    host: HostAddress = "0.0.0.0"
     port: Port = 8001
-    model: Scalar = "LGAI-EXAONE/EXAONE-3.5-2.4B-Instruct"
+    model: ModelRef = "LGAI-EXAONE/EXAONE-3.5-2.4B-Instruct"
     # B-11: the model repo moved to Transformers v5; pin the last compatible commit.
-    revision: Scalar = "e949c91dec92095908d34e6b560af77dd0c993f8"
+    revision: GitRef = "e949c91dec92095908d34e6b560af77dd0c993f8"
     gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.85
     max_model_len: Annotated[int, Field(ge=256, le=131072)] = 8192
     dtype: Literal["auto", "half", "float16", "bfloat16", "float", "float32"] = "bfloat16"
@@ -187,13 +216,16 @@ class VllmConfig(Strict):
         LoraAdapter(name="easycontract", path="temdy/exaone-3.5-2.4b-easycontract-qlora-v1.1"),
         LoraAdapter(name="checklist", path="imyj1013/exaone-qlora-checklist-adapter"),
     ]
-    package: Scalar = "vllm"
-    index_url: str = ""
+    package: PipSpec = "vllm"
+    index_url: IndexUrl = ""
     ld_library_path: AbsPath = "/usr/lib/x86_64-linux-gnu"  # B-2
 
     @field_validator("adapters")
     @classmethod
     def _unique_adapters(cls, adapters: list[LoraAdapter]) -> list[LoraAdapter]:
+        if not adapters:
+            # The unit always runs vLLM with --enable-lora (guide 3-4): without modules it serves none.
+            raise ValueError("list at least one LoRA adapter: vLLM runs with --enable-lora (guide 3-4)")
         names = [a.name for a in adapters]
         if len(names) != len(set(names)):
             raise ValueError(f"adapter names must be unique, got {names}")
@@ -204,8 +236,8 @@ class AppSource(Strict):
     """Where the FastAPI application comes from: a local directory or git."""
 
     path: str = ""
-    git: str = ""
-    ref: str = "main"
+    git: Annotated[str, Field(pattern=r"^((https|file|ssh)://[^\s'\"`$\\]+|git@[A-Za-z0-9.-]+:[^\s'\"`$\\]+)?$")] = ""
+    ref: GitRef = "main"
 
     @model_validator(mode="after")
     def _one_source(self) -> AppSource:
@@ -220,12 +252,12 @@ class AiServerConfig(Strict):
     dir: AbsPath = "/app/ai-server"
     port: Port = 8000
     # Empty: the login user of the host, as the guide's $(whoami).
-    user: str = ""
+    user: Annotated[str, Field(pattern=r"^([a-z_][a-z0-9_-]{0,31})?$")] = ""
     app: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")] = "app.main:app"
     source: AppSource = AppSource(path="tests/fixtures/ai_app")
     # "packages": uv pip install the list below; "sync": uv sync from the app's pyproject.
     install: Literal["packages", "sync"] = "packages"
-    packages: list[Scalar] = [
+    packages: list[PipSpec] = [
         "fastapi",
         "uvicorn",
         "httpx",
@@ -234,13 +266,13 @@ class AiServerConfig(Strict):
         "python-json-logger",  # B-14
     ]
     log_dir: AbsPath = "/var/log/dojangkok/production"  # B-18
-    app_env: Scalar = "production"
-    vllm_base_url: str = ""  # empty: http://localhost:<vllm.port>/v1
-    backend_callback_base_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] = (
+    app_env: Word = "production"
+    vllm_base_url: Annotated[str, Field(pattern=r"^(https?://[^\s'\"`$\\#{}]+)?$")] = ""  # empty: localhost
+    backend_callback_base_url: Annotated[str, Field(pattern=r"^https?://[^\s'\"`$\\#{}]+$")] = (
         "https://your-backend.example.com/api"
     )
     http_timeout_sec: Annotated[int, Field(ge=1, le=3600)] = 30
-    health_path: str = "/health"
+    health_path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/-]*$")] = "/health"
     health_timeout_sec: Annotated[int, Field(ge=1, le=3600)] = 120
 
     @field_validator("backend_callback_base_url")
@@ -260,8 +292,18 @@ class AiServerConfig(Strict):
 
 
 Url = Annotated[str, Field(pattern=r"^(https?|file)://[^\s'\"`$\\]+$")]
+# A list of checksums proves nothing if it can be changed on the way: https or a local mirror only.
+ChecksumsUrl = Annotated[str, Field(pattern=r"^(https|file)://[^\s'\"`$\\]+$")]
+GitUrl = Annotated[str, Field(pattern=r"^(https|file|ssh)://[^\s'\"`$\\]+$")]
 Sha256 = Annotated[str, Field(pattern=r"^([0-9a-f]{64})?$")]
 UnitName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")]
+
+
+def _http_needs_pin(table):
+    """A plain-http download is accepted only with its sha256 pinned: anyone on the way could change it."""
+    if table.url.startswith("http://") and not table.sha256:
+        raise ValueError("url: http:// needs a pinned sha256 (or use https://)")
+    return table
 
 
 class GoConfig(Strict):
@@ -273,9 +315,17 @@ class GoConfig(Strict):
     version: Annotated[str, Field(pattern=r"^\d+\.\d+(\.\d+)?$")] = "1.24.4"
     url: Url = "https://go.dev/dl/go{version}.linux-amd64.tar.gz"
     sha256: Sha256 = "77e5da33bb72aeaef1ba4418b6fe511bc4d041873cbf82e5aa6318740df98717"
-    apt_package: Scalar = "golang-go"
+    apt_package: PackageName = "golang-go"
     # GOPROXY for the build's module downloads (a mirror or an offline proxy); empty: Go's default.
-    proxy: str = ""
+    proxy: Annotated[str, Field(pattern=r"^[A-Za-z0-9:/._,|@-]*$")] = ""
+
+    @model_validator(mode="after")
+    def _pinned(self) -> GoConfig:
+        if self.method == "tarball" and not self.sha256:
+            raise ValueError("sha256: required with method = \"tarball\" (the Go release's digest from go.dev/dl)")
+        if self.url.startswith("http://") and not self.sha256:
+            raise ValueError("url: http:// needs a pinned sha256 (or use https://)")
+        return self
 
 
 class DcgmConfig(Strict):
@@ -288,13 +338,28 @@ class DcgmConfig(Strict):
     cuda_keyring_sha256: Sha256 = ""  # checked when set
     # A complete apt source line used INSTEAD of the keyring package (a mirror, an offline repo).
     apt_repo: Annotated[str, Field(pattern=r"^(deb\s[^\n'\"`$\\]+)?$")] = ""
-    package: Scalar = "datacenter-gpu-manager"  # DCGM 3; DCGM 4 is datacenter-gpu-manager-4-core
-    exporter_git: Url = "https://github.com/NVIDIA/dcgm-exporter.git"
+    package: PackageName = "datacenter-gpu-manager"  # DCGM 3; DCGM 4 is datacenter-gpu-manager-4-core
+    exporter_git: GitUrl = "https://github.com/NVIDIA/dcgm-exporter.git"
     # DCGM major version (from libdcgm.so.N on the host) -> the dcgm-exporter tag built for it (B-7).
-    exporter_tags: dict[str, Scalar] = {"3": "3.3.9-3.6.1", "4": "4.2.3-4.1.3"}
+    exporter_tags: dict[str, GitRef] = {"3": "3.3.9-3.6.1", "4": "4.2.3-4.1.3"}
     port: Port = 9400
     metrics_timeout_sec: Annotated[int, Field(ge=5, le=3600)] = 90  # B-9: the first scrape takes ~10 s
     go: GoConfig = GoConfig()
+
+    @field_validator("apt_repo")
+    @classmethod
+    def _verified_repo(cls, line: str) -> str:
+        # apt's sources.list(5) options that switch off signature checks.
+        if re.search(r"(?i)\b(trusted|allow-insecure|allow-weak|allow-downgrade-to-insecure)\s*=", line):
+            raise ValueError("must not switch off apt's signature checks (trusted=yes, allow-insecure=...); "
+                             "use signed-by=/path/to/key.gpg")
+        return line
+
+    @model_validator(mode="after")
+    def _pinned(self) -> DcgmConfig:
+        if self.cuda_keyring_url.startswith("http://") and not self.cuda_keyring_sha256:
+            raise ValueError("cuda_keyring_url: http:// needs cuda_keyring_sha256 (or use https://)")
+        return self
 
     @field_validator("exporter_tags")
     @classmethod
@@ -311,9 +376,13 @@ class NodeExporterConfig(Strict):
     version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = "1.9.0"
     url: Url = ("https://github.com/prometheus/node_exporter/releases/download/v{version}/"
                 "node_exporter-{version}.linux-amd64.tar.gz")
-    checksums_url: Url = "https://github.com/prometheus/node_exporter/releases/download/v{version}/sha256sums.txt"
+    checksums_url: ChecksumsUrl = "https://github.com/prometheus/node_exporter/releases/download/v{version}/sha256sums.txt"
     sha256: Sha256 = ""  # pin the tarball's digest as well (checked in addition to the list)
     port: Port = 9100
+
+    @model_validator(mode="after")
+    def _pinned(self):
+        return _http_needs_pin(self)
 
 
 class AlloyConfig(Strict):
@@ -321,9 +390,13 @@ class AlloyConfig(Strict):
 
     version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = "1.10.2"
     url: Url = "https://github.com/grafana/alloy/releases/download/v{version}/alloy-linux-amd64.zip"
-    checksums_url: Url = "https://github.com/grafana/alloy/releases/download/v{version}/SHA256SUMS"
+    checksums_url: ChecksumsUrl = "https://github.com/grafana/alloy/releases/download/v{version}/SHA256SUMS"
     sha256: Sha256 = ""
     port: Port = 12345
+
+    @model_validator(mode="after")
+    def _pinned(self):
+        return _http_needs_pin(self)
 
 
 class PromtailConfig(Strict):
@@ -333,16 +406,21 @@ class PromtailConfig(Strict):
     log_shipper: Literal["promtail", "alloy"] = "promtail"
     version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = "3.4.2"
     url: Url = "https://github.com/grafana/loki/releases/download/v{version}/promtail-linux-amd64.zip"
-    checksums_url: Url = "https://github.com/grafana/loki/releases/download/v{version}/SHA256SUMS"
+    checksums_url: ChecksumsUrl = "https://github.com/grafana/loki/releases/download/v{version}/SHA256SUMS"
     sha256: Sha256 = ""
     # The guide's <LOKI_URL>, e.g. http://loki.example.com:3100 (no /loki/api/v1/push). Empty is only
     # allowed with the sandbox target, whose hosts run a Loki receiver of their own.
     loki_url: Annotated[str, Field(pattern=r"^(https?://[^\s'\"`$\\#{}]+)?$")] = ""
-    host_label: str = ""  # the `host` label; empty: gcp.instance_name (the guide's ai-server-l4)
+    # The `host` label; empty: gcp.instance_name (the guide's ai-server-l4). Written quoted in the YAML.
+    host_label: Annotated[str, Field(pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]{0,62})?$")] = ""
     journal_units: list[UnitName] = ["ai-server", "vllm"]  # one journal job per unit (B-19)
     file_job: UnitName = "dojangkok-ai"  # the job for <ai_server.log_dir>/*.log (B-18)
     port: Port = 9080
     alloy: AlloyConfig = AlloyConfig()
+
+    @model_validator(mode="after")
+    def _pinned(self):
+        return _http_needs_pin(self)
 
     @field_validator("loki_url")
     @classmethod
@@ -380,10 +458,34 @@ class Settings(Strict):
     monitoring: MonitoringConfig = MonitoringConfig()
     secrets_file: str = "secrets.env"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _tofu_default(cls, data):
+        """ssh.trust_on_first_use unset: refused for hand-listed hosts, whose keys the user can pin first."""
+        if isinstance(data, dict):
+            inventory = data.get("inventory")
+            target = inventory.get("target", "sandbox") if isinstance(inventory, dict) else "sandbox"
+            ssh = data.get("ssh", {})
+            if isinstance(ssh, dict) and "trust_on_first_use" not in ssh:
+                data = {**data, "ssh": {**ssh, "trust_on_first_use": target != "hosts"}}
+        return data
+
     @model_validator(mode="after")
     def _ports_distinct(self) -> Settings:
         if self.vllm.port == self.ai_server.port:
             raise ValueError(f"vllm.port and ai_server.port are both {self.vllm.port}")
+        return self
+
+    @model_validator(mode="after")
+    def _complete_for_target(self) -> Settings:
+        """What only some targets need, checked at load rather than half-way through a deploy."""
+        target = self.inventory.target
+        if target == "gcp" and self.gcp.project_id == PLACEHOLDER_PROJECT:
+            raise ValueError(f"gcp.project_id: still the placeholder {PLACEHOLDER_PROJECT!r}; "
+                             "set your Google Cloud project id")
+        if target != "sandbox" and not self.monitoring.promtail.loki_url:
+            raise ValueError(f"monitoring.promtail.loki_url: required with target {target!r} "
+                             "(the guide's <LOKI_URL>, e.g. http://loki.example.com:3100)")
         return self
 
     @property
@@ -400,15 +502,22 @@ class Secrets(BaseModel):
     backend_internal_token: SecretStr = SecretStr("")
     ocr_api: SecretStr
 
-    @field_validator("vllm_api_key", "ocr_api")
+    @field_validator("vllm_api_key", "ocr_api", "backend_internal_token")
     @classmethod
-    def _not_empty(cls, value: SecretStr) -> SecretStr:
-        # B-15: an empty key becomes "Authorization: Bearer " and httpx refuses it.
+    def _usable(cls, value: SecretStr, info) -> SecretStr:
         raw = value.get_secret_value()
+        if info.field_name == "backend_internal_token" and raw == "":
+            return value  # optional
         if not raw.strip():
+            # B-15: an empty key becomes "Authorization: Bearer " and httpx refuses it.
             raise ValueError("must not be empty (guide B-15: an empty key breaks every vLLM call)")
-        if any(c in raw for c in "\n\r\0"):
-            raise ValueError("must be a single line")
+        # Both env files' readers (systemd for vllm.env, python-dotenv for .env) must read it back exactly.
+        for reader in envfile.READERS:
+            why = envfile.problem(raw, reader)
+            if why:
+                raise ValueError(f"{why}; it cannot be written to the {reader} env file")
+        if len(raw) < MIN_SECRET_LENGTH:
+            raise ValueError(f"is shorter than {MIN_SECRET_LENGTH} characters")
         return value
 
 
@@ -434,15 +543,26 @@ class Config(BaseModel):
         return p if p.is_absolute() else self.root / p
 
 
+_FIELD_IN_MESSAGE = re.compile(r"^([a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*): ")
+
+
+def _error_line(e: dict) -> str:
+    """One line naming the field: its location, plus the field a table-level check names first."""
+    loc = ".".join(str(p) for p in e["loc"])
+    msg = e["msg"].removeprefix("Value error, ")
+    named = _FIELD_IN_MESSAGE.match(msg)
+    if named:
+        loc, msg = ".".join(filter(None, [loc, named.group(1)])), msg[named.end():]
+    got = e.get("input")
+    shown = "" if isinstance(got, dict | list) or e["type"] == "missing" else f" (got {got!r})"
+    return f"{loc or '(top level)'}: {msg}{shown}"
+
+
 def _format_errors(source: str, err: ValidationError) -> str:
-    lines = [f"{source}: {err.error_count()} invalid setting(s):"]
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"].removeprefix("Value error, ")
-        got = e.get("input")
-        shown = "" if isinstance(got, dict | list) or e["type"] == "missing" else f" (got {got!r})"
-        lines.append(f"  - {loc}: {msg}{shown}")
-    return "\n".join(lines)
+    errors = err.errors()
+    if len(errors) == 1:
+        return f"{source}: {_error_line(errors[0])}"
+    return "\n".join([f"{source}: {len(errors)} invalid setting(s):", *(f"  - {_error_line(e)}" for e in errors)])
 
 
 def parse_settings(data: dict, source: str = DEFAULT_CONFIG) -> Settings:
@@ -452,23 +572,82 @@ def parse_settings(data: dict, source: str = DEFAULT_CONFIG) -> Settings:
         raise ConfigError(_format_errors(source, err)) from None
 
 
+def read_text_file(path: Path, what: str) -> str:
+    """A small regular UTF-8 file's text (a leading BOM dropped); a clear error for anything else."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {what} not found") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the {what}: {err.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"{path}: the {what} must be a regular file")
+    if info.st_size > MAX_FILE_BYTES:
+        raise ConfigError(f"{path}: the {what} is larger than {MAX_FILE_BYTES // 1024} KiB")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the {what}: {err.strerror}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(f"{path}: the {what} is larger than {MAX_FILE_BYTES // 1024} KiB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: the {what} is not UTF-8 text (byte {err.start})") from None
+    return text.removeprefix("\ufeff")
+
+
+_SECRET_LINE = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s?(.*)$")
+
+
+def _secret_value(raw: str) -> str | None:
+    """A secrets-file value: 'literal' or "literal" (quotes removed, nothing inside them processed),
+    or bare (taken as written, quotes inside kept). None: an opening quote that is never closed."""
+    raw = raw.rstrip(" \t")
+    if raw[:1] in ("'", '"'):
+        quote = raw[0]
+        if len(raw) < 2 or not raw.endswith(quote) or quote in raw[1:-1]:
+            return None
+        return raw[1:-1]
+    return raw
+
+
 def read_secrets_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines; refuses a file that others can read."""
+    """KEY=VALUE lines; refuses a file that others can read, and any line it cannot read exactly."""
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise ConfigError(
             f"{path}: secrets file is readable by others (mode {mode:04o}); run: chmod 600 {path}"
         )
     values: dict[str, str] = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
+    for number, line in enumerate(read_text_file(path, "secrets file").splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
             continue
-        if "=" not in line:
+        found = _SECRET_LINE.match(stripped)
+        if not found:
             raise ConfigError(f"{path}:{number}: expected KEY=VALUE")
-        key, value = line.split("=", 1)
-        values[key.strip().removeprefix("export ").strip()] = value.strip().strip("'\"")
+        key, value = found.group(1), _secret_value(found.group(2))
+        if value is None:  # never print the value: name the key and the line only
+            raise ConfigError(f"{path}:{number}: {key}: unbalanced quote (write 'value', \"value\" or value)")
+        if key in values:
+            raise ConfigError(f"{path}:{number}: {key}: set twice")
+        values[key] = value
     return values
+
+
+def read_token_file(root: Path, name: str) -> str:
+    """A bearer token from a file only its owner can read (gcp.api_token_file)."""
+    path = Path(name) if Path(name).is_absolute() else root / name
+    text = read_text_file(path, "token file")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigError(f"{path}: token file is readable by others (mode {mode:04o}); run: chmod 600 {path}")
+    token = text.strip()
+    if not token or any(c.isspace() for c in token):
+        raise ConfigError(f"{path}: expected one token on one line")
+    return token
 
 
 def load_secrets(settings: Settings, root: Path, environ: dict[str, str] | None = None) -> Secrets:
@@ -489,12 +668,14 @@ def load_secrets(settings: Settings, root: Path, environ: dict[str, str] | None 
     try:
         result = Secrets.model_validate(raw)
     except ValidationError as err:
-        lines = [f"secrets ({'environment or ' + str(file_path)}): invalid or missing:"]
-        for e in err.errors():
-            field = str(e["loc"][0])
-            msg = "is not set" if e["type"] == "missing" else e["msg"].removeprefix("Value error, ")
-            lines.append(f"  - {SECRET_ENV.get(field, field)}: {msg}")
-        raise ConfigError("\n".join(lines)) from None
+        problems = [f"{SECRET_ENV.get(str(e['loc'][0]), e['loc'][0])}: "
+                    + ("is not set" if e["type"] == "missing" else e["msg"].removeprefix("Value error, "))
+                    for e in err.errors()]
+        where = f"environment or {file_path}"
+        if len(problems) == 1:
+            raise ConfigError(f"secrets ({where}): {problems[0]}") from None
+        raise ConfigError("\n".join([f"secrets ({where}): invalid or missing:",
+                                      *(f"  - {p}" for p in problems)])) from None
     secrets.register(*(getattr(result, f).get_secret_value() for f in SECRET_ENV))
     return result
 
@@ -502,10 +683,11 @@ def load_secrets(settings: Settings, root: Path, environ: dict[str, str] | None 
 def load_settings(path: str | Path = DEFAULT_CONFIG) -> tuple[Settings, Path]:
     """hosts.toml validated (no secrets), and the directory its relative paths start from."""
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise ConfigError(f"{path}: not found (copy the example hosts.toml from the repository root)")
+    text = read_text_file(path, "config file")
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
     return parse_settings(data, str(path)), path.resolve().parent
@@ -515,3 +697,41 @@ def load(path: str | Path = DEFAULT_CONFIG, environ: dict[str, str] | None = Non
     """Read hosts.toml and the secrets; raise ConfigError with every problem at once."""
     settings, root = load_settings(path)
     return Config(settings=settings, secrets=load_secrets(settings, root, environ), root=root)
+
+
+# Address space that is not on the internet (RFC 6890 special-purpose ranges).
+_NOT_PUBLIC = {
+    4: [ipaddress.ip_network(n) for n in ("0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8",
+                                          "169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24", "192.168.0.0/16",
+                                          "198.18.0.0/15", "224.0.0.0/4", "240.0.0.0/4")],
+    6: [ipaddress.ip_network(n) for n in ("::/3", "4000::/2", "8000::/1")],  # public: 2000::/3
+}
+# More public addresses than this is as good as the whole internet (a /8, 16.7 million IPv4 addresses).
+WORLD_PREFIX = {4: 8, 6: 8}
+
+
+def public_addresses(ranges: list[str] | tuple[str, ...]) -> dict[int, int]:
+    """How many public (internet) addresses of each IP version *ranges* cover together (overlaps once)."""
+    counted = {}
+    for version in (4, 6):
+        nets = list(ipaddress.collapse_addresses(
+            n for n in (ipaddress.ip_network(r, strict=False) for r in ranges) if n.version == version))
+        total = 0
+        for net in nets:
+            covered = net.num_addresses
+            for private in _NOT_PUBLIC[version]:
+                if net.subnet_of(private):
+                    covered = 0
+                    break
+                if private.subnet_of(net):
+                    covered -= private.num_addresses
+            total += covered
+        counted[version] = total
+    return counted
+
+
+def world_open(ranges: list[str] | tuple[str, ...]) -> bool:
+    """True when *ranges* open a port to more than a /8 of the internet: as good as 0.0.0.0/0."""
+    counted = public_addresses(ranges)
+    bits = {4: 32, 6: 128}
+    return any(counted[v] > 2 ** (bits[v] - WORLD_PREFIX[v]) for v in (4, 6))

@@ -16,7 +16,9 @@ from .sections.app_source import LocalSource
 from .sections.common import HostInfo
 
 LOKI = "http://LOKI_HOST:3100"  # the guide's <LOKI_URL>, a placeholder in the docs
-PLACEHOLDERS = {"VLLM_API_KEY": "<VLLM_API_KEY>", "OCR_API": "<OCR_API>", "BACKEND_INTERNAL_TOKEN": "<TOKEN>"}
+# Stand-ins for the secrets (masked in the docs anyway), plain enough to be written unquoted.
+PLACEHOLDERS = {"VLLM_API_KEY": "placeholder-vllm-api-key", "OCR_API": "placeholder-ocr-api",
+                "BACKEND_INTERNAL_TOKEN": "placeholder-backend-token"}
 
 
 def _cell(text: str) -> str:

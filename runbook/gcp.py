@@ -220,6 +220,13 @@ class Clients:
         return wait(operation, self, timeout=timeout, progress=progress)
 
 
+def bearer(token: str) -> Any:
+    """Credentials that send a fixed bearer token (a private Compute API such as the test bed's)."""
+    from google.oauth2.credentials import Credentials
+
+    return Credentials(token=token)
+
+
 def clients(cfg_endpoint: str | None, credentials: Any = None, *, policy: RetryPolicy | None = None) -> Clients:
     """REST clients for every service the runbook uses.
 

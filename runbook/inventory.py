@@ -84,6 +84,6 @@ def transports(cfg: Config, local: bool = False, only: list[str] | None = None, 
     if only:
         unknown = sorted(set(only) - {t.name for t in chosen})
         if unknown:
-            raise RunbookError(f"unknown host(s) {unknown}; known: {[t.name for t in chosen]}")
+            raise RunbookError(f"--hosts: unknown host(s) {unknown}; known: {[t.name for t in chosen]}")
         chosen = [t for t in chosen if t.name in only]
     return [connect(cfg, t, notify) for t in chosen]

@@ -22,7 +22,7 @@ from rich.console import Console
 from .config import DEFAULT_CONFIG
 from .engine.output import Output
 from .errors import RunbookError
-from .secrets import mask
+from .secrets import mask, write_private
 from .verify import loading
 from .verify import run as verify_run
 
@@ -56,7 +56,7 @@ def _names(hosts: str) -> list[str]:
 def _emit(data: dict, report: str, as_json: bool, out: Output) -> None:
     text = mask(json_mod.dumps(data, indent=2))
     if report:
-        Path(report).write_text(text + "\n")
+        write_private(Path(report), text + "\n")
         out.info(f"report written to {report}")
     if as_json:
         sys.stdout.write(text + "\n")
@@ -78,7 +78,7 @@ def verify_after_deploy(opts, out: Output) -> None:
         combined = json_mod.loads(Path(opts.report).read_text())
         combined["verify"] = data
         combined["failed"] = combined.get("failed", False) or not data["ok"]
-        Path(opts.report).write_text(mask(json_mod.dumps(combined, indent=2)) + "\n")
+        write_private(Path(opts.report), mask(json_mod.dumps(combined, indent=2)) + "\n")
     if not data["ok"]:
         out.error("verify: at least one row is red (see above); `inv troubleshoot` looks for the known causes")
         raise Exit(code=1)

@@ -12,7 +12,11 @@ import getpass
 import io
 import logging
 import os
+import shlex
+import socket
+import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +34,30 @@ logging.getLogger("paramiko").propagate = False
 
 HOST_LOCK = "/run/l4-runbook.lock"
 LOCK_WAIT = 900  # seconds: long enough for a killed run's last install to finish
+# Held by one run from its first fact gathering to its last change, so two runs never plan against
+# each other's half-made changes; released when the run ends or its SSH session dies.
+RUN_LOCK = "/run/l4-runbook.run.lock"
+RUN_HOLDER = "/run/l4-runbook.run.holder"
+
+
+def run_lock_script(holder: str, wait: int) -> str:
+    """Take RUN_LOCK (or say who holds it), record *holder*, then hold it until stdin closes."""
+    waiting = (f"flock -w {int(wait)} 8 || {{ echo \"TIMEOUT $(cat {RUN_HOLDER} 2>/dev/null)\"; exit 75; }}"
+               if wait > 0 else "exit 75")
+    return (
+        f"exec 8>>{RUN_LOCK}\n"
+        f"if ! flock -n 8; then echo \"BUSY $(cat {RUN_HOLDER} 2>/dev/null)\"; {waiting}; fi\n"
+        f"printf '%s\\n' {shlex.quote(holder)} > {RUN_HOLDER}\n"
+        "echo LOCKED\n"
+        # bash reads a script on stdin byte by byte, so cat gets what follows it: nothing, until the
+        # controller closes the session (or dies): then EOF, exit, and the lock is free again.
+        "cat >/dev/null\n"
+        f": > {RUN_HOLDER}\n"
+    )
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:200]
 
 
 class _Script(io.StringIO):
@@ -93,6 +121,41 @@ class Transport:
     def _run(self, command: str, stdin: str) -> Result:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _hold(self, command: str, stdin: str):  # pragma: no cover - abstract
+        """Start *command* with *stdin* written and left open: (a line reader of its stdout, a closer)."""
+        raise NotImplementedError
+
+    def lock_run(self, wait: int = 0, notify=None) -> None:
+        """Hold this host's run lock until close(); another run holding it is named in the error.
+
+        *wait* seconds: how long to wait for that run to finish (0: refuse at once).
+        """
+        holder = (f"l4-runbook run by {getpass.getuser()}@{socket.gethostname()} pid {os.getpid()} "
+                  f"since {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
+        readline, close = self._hold(self._shell(), run_lock_script(holder, wait))
+        while True:
+            line = readline()
+            if line.startswith("BUSY") and wait > 0:
+                if notify:
+                    notify(f"{self.name}: waiting up to {wait}s for another run: {_one_line(line[4:])}")
+                continue
+            break
+        if line.startswith("LOCKED"):
+            self._release = close
+            return
+        close()
+        word, _, other = line.partition(" ")
+        if word.strip() in ("BUSY", "TIMEOUT"):
+            raise RunbookError(f"{self.name}: another run is using this host ({_one_line(other) or 'holder unknown'}); "
+                               + ("it did not finish in time" if wait > 0 else "wait for it, or run with --wait N"))
+        raise RunbookError(f"{self.name}: could not take the run lock {RUN_LOCK}: {_one_line(line) or 'no answer'}")
+
+    def unlock_run(self) -> None:
+        release = getattr(self, "_release", None)
+        self._release = None
+        if release:
+            release()
+
     def close(self) -> None:
         """Release the connection, if any."""
 
@@ -107,6 +170,24 @@ class LocalTransport(Transport):
     def _run(self, command: str, stdin: str) -> Result:
         r = self._ctx.run(command, in_stream=_Script(stdin), hide=True, warn=True, pty=False)
         return Result(r.exited, r.stdout, r.stderr)
+
+    def _hold(self, command: str, stdin: str):
+        proc = subprocess.Popen(shlex.split(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+        proc.stdin.write(stdin)
+        proc.stdin.flush()
+
+        def close() -> None:
+            proc.stdin.close()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+        return proc.stdout.readline, close
+
+    def close(self) -> None:
+        self.unlock_run()
 
 
 class PinnedHostKeys(paramiko.MissingHostKeyPolicy):
@@ -180,9 +261,27 @@ class SshTransport(Transport):
         retrying(self._conn.open)
 
     def _run(self, command: str, stdin: str) -> Result:
+        def run() -> Result:
+            r = self._conn.run(command, in_stream=_Script(stdin), hide=True, warn=True, pty=False)
+            return Result(r.exited, r.stdout, r.stderr)
+
+        return self._guarded(run)
+
+    def _hold(self, command: str, stdin: str):
+        def start():
+            channel = self._conn.client.get_transport().open_session()
+            channel.exec_command(command)
+            channel.sendall(("set -o pipefail\n" + stdin).encode())
+            reader = channel.makefile("r")
+            return reader.readline, channel.close
+
+        return self._guarded(start)
+
+    def _guarded(self, action):
+        """*action* on the open connection, with connection problems as one clear RunbookError."""
         try:
             self._connect()
-            r = self._conn.run(command, in_stream=_Script(stdin), hide=True, warn=True, pty=False)
+            return action()
         except RunbookError:
             raise
         except paramiko.BadHostKeyException as err:
@@ -193,7 +292,7 @@ class SshTransport(Transport):
             ) from None
         except (OSError, paramiko.SSHException) as err:
             raise RunbookError(f"{self.name} ({self.address}): cannot connect over SSH: {err}") from None
-        return Result(r.exited, r.stdout, r.stderr)
 
     def close(self) -> None:
+        self.unlock_run()
         self._conn.close()

@@ -4,6 +4,8 @@ With `inventory.target = "sandbox"` and no `gcp.api_endpoint`, the cloud tasks t
 server, so `fab deploy` creates the VM through the same API calls as on Google Cloud and the
 VM is a real sandbox host. It runs in the background (started if not running) with its state
 in the sandbox state dir, and its URL is recorded there; `stop()` ends it (sandbox.down).
+It creates and deletes hosts as root, so only its owner may call it: a random bearer token, kept 0600 in the
+(0700) state dir, is required on every call (`token()`; the runbook sends it as its credentials).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -38,6 +41,24 @@ def info_path() -> Path:
 
 def state_path() -> Path:
     return _dir() / "compute.json"
+
+
+def token_path() -> Path:
+    return _dir() / "compute-api.token"
+
+
+def token() -> str:
+    """The bearer token of the running server (only its owner can read the file)."""
+    return token_path().read_text().strip()
+
+
+def _new_token() -> None:
+    """A fresh random token, 0600 from its first byte."""
+    path = token_path()
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(secrets.token_urlsafe(32) + "\n")
 
 
 def _healthy(url: str, timeout: float = 2.0) -> bool:
@@ -89,8 +110,11 @@ def ensure_running() -> str:
     with open(folder / "compute-api.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         url = running()
-        if url:
+        if url and token_path().exists():
             return url
+        if url:  # started before servers had tokens: restart it with one (its state file stays)
+            stop()
+        _new_token()
         log = folder / "compute-api.log"
         package_root = Path(__file__).resolve().parents[2]
         env = {**os.environ, "L4RB_SANDBOX_DIR": str(folder),
@@ -98,7 +122,7 @@ def ensure_running() -> str:
         with open(log, "w") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "testbed.compute_server", "--port", str(_port()),
-                 "--state", str(state_path()), "--backend", BACKEND],
+                 "--state", str(state_path()), "--backend", BACKEND, "--token-file", str(token_path())],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=package_root,
                 start_new_session=True,
             )

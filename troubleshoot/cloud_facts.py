@@ -14,6 +14,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 
 from runbook import gcp
+from runbook.cloud.context import credentials as api_credentials
 from runbook.config import Settings
 
 # Short: a diagnosis should take seconds; the API's own retries still cover a blip.
@@ -65,7 +66,8 @@ class CloudFacts:
         with self._lock:
             if self._clients is None:
                 try:
-                    self._clients = gcp.clients(self.endpoint(), policy=self.policy)
+                    url = self.endpoint()
+                    self._clients = gcp.clients(url, api_credentials(self.settings, self.root), policy=self.policy)
                 except CloudUnavailable:
                     raise
                 except Exception as exc:  # no credentials, no local server

@@ -33,6 +33,7 @@ def write_config(path: Path, hosts: Sequence[SandboxHost]) -> Path:
         "[monitoring.node_exporter]",
         f"url = {json.dumps(sandbox_url(node.url))}",
         f"checksums_url = {json.dumps(sandbox_url(node.checksums_url))}",
+        "[monitoring.promtail]", 'loki_url = "http://127.0.0.1:3100"',  # required outside the sandbox target
     ]
     path.write_text("\n".join(lines) + "\n")
     return path

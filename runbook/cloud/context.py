@@ -33,6 +33,22 @@ def endpoint(settings: Settings) -> str | None:
     return None
 
 
+def credentials(settings: Settings, root: Path) -> Any:
+    """What the Compute API wants: the bearer token of a private endpoint (from a 0600 file, or the
+    sandbox's local server), else None (anonymous for an endpoint, Application Default Credentials for Google)."""
+    if settings.gcp.api_endpoint:
+        if not settings.gcp.api_token_file:
+            return None
+        from ..config import read_token_file
+
+        return gcp.bearer(read_token_file(root, settings.gcp.api_token_file))
+    if settings.inventory.target == "sandbox":
+        from ..testbed_link import load
+
+        return gcp.bearer(load("local_api").token())
+    return None
+
+
 class _Counted:
     """One API service whose calls are counted (the summary's "remote commands" column)."""
 
@@ -101,5 +117,5 @@ class CloudContext:
 def open_context(settings: Settings, root: Path, out: Output, dry_run: bool = False,
                  policy: gcp.RetryPolicy | None = None) -> CloudContext:
     url = endpoint(settings)
-    return CloudContext(settings, root, Api(gcp.clients(url, policy=policy)), out, dry_run,
+    return CloudContext(settings, root, Api(gcp.clients(url, credentials(settings, root), policy=policy)), out, dry_run,
                         sandbox=settings.inventory.target == "sandbox")

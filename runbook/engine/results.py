@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..secrets import mask
+from ..secrets import mask, write_private
 
 OK, CHANGED, FAILED, SKIPPED = "ok", "changed", "failed", "skipped"
 
@@ -59,4 +59,4 @@ def write_report(path: Path, results: list[SectionResult]) -> None:
         ],
         "failed": any(r.status == FAILED for r in results),
     }
-    path.write_text(mask(json.dumps(data, indent=2)) + "\n")
+    write_private(path, mask(json.dumps(data, indent=2)) + "\n")

@@ -14,7 +14,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from ..secrets import mask
+from ..secrets import env_file_diff, mask
 
 q = shlex.quote
 
@@ -222,15 +222,16 @@ class File(Step):
             return Plan(True, f"{self.path} is a {have[0]}, not a file", "", data="notfile")
         changes = []
         diff = ""
-        if current != self.content:
+        if current != self.content and self.secret:  # masked by key name on both sides, not only by value
+            diff = env_file_diff(self.path, current, self.content)
+            changes.append(f"create {self.path}" if current is None else f"update {self.path}")
+        elif current != self.content:
             old = [] if current is None else current.splitlines(keepends=True)
             lines = difflib.unified_diff(
                 old, self.content.splitlines(keepends=True),
                 fromfile="/dev/null" if current is None else self.path, tofile=self.path,
             )
             diff = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
-            if self.secret:
-                diff = mask(diff)
             changes.append(f"create {self.path}" if current is None else f"update {self.path}")
         if current is not None:
             meta_changes = _meta_diff(self.path, have, self.owner, self._group, self.mode)

@@ -7,6 +7,7 @@ the app's missing dependencies of B-14 are installed up front.
 
 from __future__ import annotations
 
+from .. import envfile
 from ..config import Config
 from ..engine.steps import AptPackages, Command, Directory, File, PythonPackages, Service, Step, q
 from ..engine.wait import HttpWait
@@ -19,20 +20,20 @@ UNIT = "ai-server.service"
 def env_file(cfg: Config) -> str:
     """The .env of guide 4-3, with the real secrets (written 0600, shown masked)."""
     s, secret = cfg.settings, cfg.secrets
-    lines = [
-        "# Managed by l4-runbook (guide 4-3). Edit hosts.toml / secrets, not this file.",
-        f"APP_ENV={s.ai_server.app_env}",
-        f"VLLM_BASE_URL={s.vllm_base_url}",
-        f"VLLM_API_KEY={secret.vllm_api_key.get_secret_value()}",
-        f"VLLM_MODEL={s.vllm.model}",
-        *(f"VLLM_LORA_ADAPTER_{a.name.upper().replace('-', '_').replace('.', '_')}={a.name}"
+    pairs = [
+        ("APP_ENV", s.ai_server.app_env),
+        ("VLLM_BASE_URL", s.vllm_base_url),
+        ("VLLM_API_KEY", secret.vllm_api_key.get_secret_value()),
+        ("VLLM_MODEL", s.vllm.model),
+        *((f"VLLM_LORA_ADAPTER_{a.name.upper().replace('-', '_').replace('.', '_')}", a.name)
           for a in s.vllm.adapters),
-        f"BACKEND_CALLBACK_BASE_URL={s.ai_server.backend_callback_base_url}",
-        f"BACKEND_INTERNAL_TOKEN={secret.backend_internal_token.get_secret_value()}",
-        f"HTTP_TIMEOUT_SEC={s.ai_server.http_timeout_sec}",
-        f"OCR_API={secret.ocr_api.get_secret_value()}",
+        ("BACKEND_CALLBACK_BASE_URL", s.ai_server.backend_callback_base_url),
+        ("BACKEND_INTERNAL_TOKEN", secret.backend_internal_token.get_secret_value()),
+        ("HTTP_TIMEOUT_SEC", str(s.ai_server.http_timeout_sec)),
+        ("OCR_API", secret.ocr_api.get_secret_value()),
     ]
-    return "\n".join(lines) + "\n"
+    return envfile.render(pairs, envfile.DOTENV,
+                          "Managed by l4-runbook (guide 4-3). Edit hosts.toml / secrets, not this file.")
 
 
 def unit_file(cfg: Config, user: str) -> str:

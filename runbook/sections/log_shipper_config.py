@@ -58,7 +58,7 @@ def promtail_yaml(s: Shipping) -> str:
             f"      matches: _SYSTEMD_UNIT={unit}.service",
             "      labels:",
             f"        job: {unit}",
-            f"        host: {s.host}",
+            f"        host: {json.dumps(s.host)}",
             f"      path: {JOURNAL_PATH}",
             "    relabel_configs:",
             "      - source_labels: ['__journal__systemd_unit']",
@@ -78,7 +78,7 @@ def promtail_yaml(s: Shipping) -> str:
         "          - localhost",
         "        labels:",
         f"          job: {s.file_job}",
-        f"          host: {s.host}",
+        f"          host: {json.dumps(s.host)}",
         f"          __path__: {s.log_glob}",
     ]
     return "\n".join(lines) + "\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from .. import envfile
 from ..config import Config
 from ..engine.steps import AptPackages, Command, Directory, File, Plan, PythonPackages, RunState, Service, Step, q
 from ..engine.wait import HttpWait
@@ -47,17 +48,16 @@ FAILURES = (
 def env_file(cfg: Config) -> str:
     """vllm.env of guide 3-3: scalars only (LoRA modules live in the unit, B-3)."""
     v = cfg.settings.vllm
-    return "\n".join([
-        "# Managed by l4-runbook (guide 3-3). Scalars only; LoRA modules are in vllm.service (B-3).",
-        f"VLLM_MODEL={v.model}",
-        f"VLLM_HOST={v.host}",
-        f"VLLM_PORT={v.port}",
-        f"VLLM_API_KEY={cfg.secrets.vllm_api_key.get_secret_value()}",
-        f"VLLM_GPU_MEMORY_UTILIZATION={v.gpu_memory_utilization}",
-        f"VLLM_MAX_MODEL_LEN={v.max_model_len}",
-        f"VLLM_DTYPE={v.dtype}",
-        f"VLLM_MAX_LORA_RANK={v.max_lora_rank}",
-    ]) + "\n"
+    return envfile.render([
+        ("VLLM_MODEL", v.model),
+        ("VLLM_HOST", v.host),
+        ("VLLM_PORT", str(v.port)),
+        ("VLLM_API_KEY", cfg.secrets.vllm_api_key.get_secret_value()),
+        ("VLLM_GPU_MEMORY_UTILIZATION", str(v.gpu_memory_utilization)),
+        ("VLLM_MAX_MODEL_LEN", str(v.max_model_len)),
+        ("VLLM_DTYPE", v.dtype),
+        ("VLLM_MAX_LORA_RANK", str(v.max_lora_rank)),
+    ], envfile.SYSTEMD, "Managed by l4-runbook (guide 3-3). Scalars only; LoRA modules are in vllm.service (B-3).")
 
 
 def lora_arguments(cfg: Config) -> list[str]:
@@ -83,7 +83,7 @@ def unit_file(cfg: Config) -> str:
         "--trust-remote-code",
         "--enable-lora",
         *(["--enforce-eager"] if v.enforce_eager else []),  # B-10
-        f"--revision {v.revision}",  # B-11
+        f'--revision "{v.revision}"',  # B-11; one word whatever it holds
     ]
     if v.adapters:
         options.append("--lora-modules \\\n      " + " \\\n      ".join(lora_arguments(cfg)))
@@ -122,8 +122,9 @@ WantedBy=multi-user.target
 class ModelsListed(Step):
     """Guide 3-7: /v1/models lists the base model and every adapter.
 
-    The key is read from the 0600 env file on the host and piped to curl's
-    stdin, so no command line ever carries it.
+    The key is read from the 0600 env file on the host by systemd itself (the file's real
+    reader, so a quoted key comes back exact) and piped to curl's stdin, so no command line
+    ever carries it.
     """
 
     env_path: str
@@ -132,7 +133,8 @@ class ModelsListed(Step):
 
     def probe(self) -> str:
         return (
-            f"key=$(sed -n 's/^VLLM_API_KEY=//p' {q(self.env_path)} 2>/dev/null)\n"
+            f"key=$(systemd-run --quiet --wait --pipe -p EnvironmentFile={q(self.env_path)} "
+            "/usr/bin/printenv VLLM_API_KEY 2>/dev/null)\n"
             f"printf 'Authorization: Bearer %s\\n' \"$key\" | curl -s -m 10 -H @- {q(self.url)}"
         )
 

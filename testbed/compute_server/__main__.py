@@ -78,6 +78,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--backend", metavar="MODULE:FACTORY", help="instance lifecycle backend (default: 203.0.113.0/24)")
     p.add_argument("--op-seconds", type=float, nargs=2, metavar=("PENDING", "RUNNING"))
+    p.add_argument("--token-file", metavar="FILE", help="the bearer token clients must send (a 0600 file); "
+                   "default: a random one, printed on the second line of stdout")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request to stderr")
     return p.parse_args(argv)
 
@@ -110,7 +112,14 @@ def _interrupt(*_) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     backend = load_backend(args.backend) if args.backend else None
-    server = ComputeServer(args.host, args.port, state_path=args.state, backend=backend, verbose=args.verbose)
+    token = None
+    if args.token_file:
+        with open(args.token_file) as fh:
+            token = fh.read().strip()
+        if not token:
+            raise SystemExit(f"{args.token_file}: empty token file")
+    server = ComputeServer(args.host, args.port, state_path=args.state, backend=backend, verbose=args.verbose,
+                           token=token)
     patch = _fault_patch(args, server.sim.faults)
     if patch:
         server.sim.set_faults(patch)
@@ -122,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise
     signal.signal(signal.SIGTERM, _interrupt)
     print(server.url, flush=True)
+    if not args.token_file:
+        print(server.token, flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -9,11 +9,17 @@ Admin endpoints (JSON):
   DELETE /_admin/state            forget all resources (faults stay)
   POST /_admin/disks              {"project","zone","name","sizeGb","type"?,"users"?} seeds a disk
   GET  /_admin/health             {"ok": true}
+
+Only its owner may use it: every request but the health check needs `Authorization: Bearer <token>`
+(401 in Google's error shape otherwise; the token is random per server, or the one its starter stored in a
+0600 file), and a request body must be JSON (415 otherwise), so a web page cannot forge a form post.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
+import secrets
 import socket
 import struct
 import sys
@@ -36,6 +42,7 @@ class _HTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     sim: Simulator
     verbose: bool = False
+    token: str = ""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -74,10 +81,31 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         self.log_message('"%s" reset', self.requestline)
 
+    def _refused(self, path: str, raw: bytes) -> errors.ApiError | None:
+        """The auth gate: a bearer token (compared in constant time) and JSON bodies only."""
+        if path == "/_admin/health":
+            return None
+        scheme, _, given = (self.headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.server.token.encode()):
+            # Google's answer to a call without valid credentials (reason "required" / "authError").
+            reason = "required" if not given else "authError"
+            return errors.ApiError(401, reason, "Request is missing required authentication credential. "
+                                   "Expected OAuth 2 access token, login cookie or other valid authentication "
+                                   "credential.", location="Authorization", locationType="header")
+        kind = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        if raw.strip() and kind != "application/json":
+            return errors.ApiError(415, "unsupportedMediaType", f"Unsupported content type {kind or 'none'!r}: "
+                                   "request bodies must be application/json")
+        return None
+
     def _handle(self) -> None:
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        refused = self._refused(url.path, raw)
+        if refused:
+            self._send(refused.code, refused.body())
+            return
         try:
             body = json.loads(raw) if raw.strip() else None
         except ValueError:
@@ -167,11 +195,15 @@ class ComputeServer:
         faults: Faults | dict | None = None,
         backend: Backend | None = None,
         verbose: bool = False,
+        token: str | None = None,
     ):
         self.sim = Simulator(Store(state_path), faults, backend)
         self.httpd = _HTTPServer((host, port), _Handler)
         self.httpd.sim = self.sim
         self.httpd.verbose = verbose
+        # The bearer token clients must send: given by the starter, else random (see `token`).
+        self.token = token or secrets.token_urlsafe(32)
+        self.httpd.token = self.token
         self._thread: threading.Thread | None = None
 
     @property

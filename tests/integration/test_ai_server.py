@@ -32,6 +32,7 @@ def write_config(tmp_path: Path, host, **ai_server) -> Path:
         *(f"{k} = {json.dumps(v)}" for k, v in ai_server.items()),
         "[ai_server.source]",
         f'path = "{REPO / data["ai_server"]["source"]["path"]}"',
+        "[monitoring.promtail]", 'loki_url = "http://127.0.0.1:3100"',
     ]
     path = tmp_path / "hosts.toml"
     path.write_text("\n".join(lines) + "\n")

@@ -35,7 +35,8 @@ def project(sandbox_state_dir: Path, tmp_path: Path):
 
 def _config(root: Path) -> Config:
     settings, _ = load_settings(root / "hosts.toml")
-    return Config(settings=settings, root=root, secrets=Secrets(vllm_api_key=SecretStr("k"), ocr_api=SecretStr("o")))
+    return Config(settings=settings, root=root,
+                  secrets=Secrets(vllm_api_key=SecretStr("key-12345"), ocr_api=SecretStr("ocr-12345")))
 
 
 def test_vm_through_the_local_api_is_a_sandbox_host(project: Path):

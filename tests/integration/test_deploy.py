@@ -32,7 +32,8 @@ def fleet_config(tmp_path, hosts) -> str:
               "[ai_server.source]", f'path = "{REPO / "tests/fixtures/ai_app"}"',
               "[monitoring.node_exporter]",
               f"url = {json.dumps(sandbox_url(NODE.url))}",
-              f"checksums_url = {json.dumps(sandbox_url(NODE.checksums_url))}"]
+              f"checksums_url = {json.dumps(sandbox_url(NODE.checksums_url))}",
+              "[monitoring.promtail]", 'loki_url = "http://127.0.0.1:3100"']
     cfg = tmp_path / "hosts.toml"
     cfg.write_text("\n".join(lines) + "\n")
     return str(cfg)

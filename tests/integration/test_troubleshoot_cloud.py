@@ -26,12 +26,15 @@ def server():
         yield srv
 
 
-def config(tmp_path, url: str = "", **gcp_settings) -> str:
+def config(tmp_path, url: str = "", token: str = "", **gcp_settings) -> str:
+    token_file = tmp_path / "compute-api.token"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
     lines = ['secrets_file = "none.env"', "[gcp]", f'project_id = "{PROJECT}"', f'zone = "{ZONE}"',
              *(f"{k} = {json.dumps(v)}" for k, v in gcp_settings.items()),
-             *([f'api_endpoint = "{url}"'] if url else []),
+             *([f'api_endpoint = "{url}"', f'api_token_file = "{token_file}"'] if url else []),
              "[inventory]", 'target = "hosts"', "[[inventory.hosts]]", 'name = "nowhere"', 'address = "127.0.0.1"',
-             "port = 1"]
+             "port = 1", "[monitoring.promtail]", 'loki_url = "http://loki.example.com:3100"']
     path = tmp_path / "hosts.toml"
     path.write_text("\n".join(lines) + "\n")
     return str(path)
@@ -48,7 +51,8 @@ def troubleshoot(cfg: str, *args: str):
 def seed_disk(server: ComputeServer, zone: str, name: str, size_gb: int, kind: str = "pd-ssd") -> None:
     body = json.dumps({"project": PROJECT, "zone": zone, "name": name, "sizeGb": size_gb, "type": kind}).encode()
     request = urllib.request.Request(f"{server.url}/_admin/disks", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": f"Bearer {server.token}"})
     with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=10) as response:
         assert response.status == 201
 
@@ -56,7 +60,7 @@ def seed_disk(server: ComputeServer, zone: str, name: str, size_gb: int, kind: s
 def test_b16_an_old_disk_holds_the_ssd_quota(server, tmp_path):
     seed_disk(server, ZONE, "old-data", 100)
     seed_disk(server, "us-central1-a", "elsewhere", 500)  # another region's quota: not in the way
-    cfg = config(tmp_path, server.url)
+    cfg = config(tmp_path, server.url, server.token)
     rc, item, log = troubleshoot(cfg, "--only", "B-16")
     assert rc == 1 and item["verdict"] == "found", log
     assert item["summary"] == ("SSD_TOTAL_GB quota exceeded (Limit: 250) in region asia-northeast3: 100 GB are in use, "
@@ -70,7 +74,7 @@ def test_b16_an_old_disk_holds_the_ssd_quota(server, tmp_path):
     assert any("IAM & Admin > Quotas, filter SSD_TOTAL_GB, region asia-northeast3" in m and "300 GB" in m
                for m in manual)
 
-    api = gcp.clients(server.url)
+    api = gcp.clients(server.url, gcp.bearer(server.token))
     api.wait(api.disks.delete(project=PROJECT, zone=ZONE, disk="old-data"), timeout=30)
     rc, item, log = troubleshoot(cfg, "--only", "B-16")
     assert rc == 0 and item["verdict"] == "ok", log
@@ -78,14 +82,14 @@ def test_b16_an_old_disk_holds_the_ssd_quota(server, tmp_path):
 
 
 def test_b1_deep_learning_vm_image_on_g2(server, tmp_path):
-    cfg = config(tmp_path, server.url, image_project="deeplearning-platform-release",
+    cfg = config(tmp_path, server.url, server.token, image_project="deeplearning-platform-release",
                  image_family="common-cu128-ubuntu-2204-nvidia-570")
     rc, item, log = troubleshoot(cfg, "--only", "B-1", "--fix")
     assert rc == 1 and item["verdict"] == "found", log
     assert "cannot boot a G2 (L4) machine" in evidence(item)
     assert item["fix"]["manual"][0] == ('In hosts.toml [gcp]: image_project = "ubuntu-os-accelerator-images" and '
                                         'image_family = "ubuntu-accelerator-2204-amd64-with-nvidia-580" (guide B-1)')
-    rc, item, log = troubleshoot(config(tmp_path, server.url), "--only", "B-1")
+    rc, item, log = troubleshoot(config(tmp_path, server.url, server.token), "--only", "B-1")
     assert rc == 0, log
     assert item["summary"].startswith("ubuntu-accelerator-2204-amd64-with-nvidia-580 resolves to "
                                       "ubuntu-accelerator-2204-amd64-with-nvidia-580-v20260128")

@@ -209,7 +209,7 @@ def test_b18_log_directory_missing(stack: Stack):
 
 
 def set_tags(stack: Stack, items: list[str]) -> None:
-    api = gcp.clients(stack.server.url)
+    api = gcp.clients(stack.server.url, gcp.bearer(stack.server.token))
     vm = api.instances.get(project=PROJECT, zone=ZONE, instance=NAME)
     api.wait(api.instances.set_tags(project=PROJECT, zone=ZONE, instance=NAME, tags_resource=compute_v1.Tags(
         items=items, fingerprint=vm.tags.fingerprint)), timeout=30)
@@ -225,7 +225,7 @@ def test_b5_vm_without_the_ai_server_tag(stack: Stack):
     assert any(s["title"] == "network tags for the firewall rules" and s["status"] == "changed"
                for s in fixed["fix"]["steps"])
     # The rule itself gone: the fix makes it again (the firewall section's steps).
-    api = gcp.clients(stack.server.url)
+    api = gcp.clients(stack.server.url, gcp.bearer(stack.server.token))
     api.wait(api.firewalls.delete(project=PROJECT, firewall="allow-ai-server-ports"), timeout=30)
     got = stack.detect("B-5")
     assert "no enabled ingress rule on network default allows tcp:8000" in got["summary"]

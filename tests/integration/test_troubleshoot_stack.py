@@ -112,7 +112,7 @@ def evidence(got: dict) -> str:
     return "\n".join([got["summary"], *got["evidence"]])
 
 
-def _toml(host, server_url: str) -> str:
+def _toml(host, server_url: str, token_file: Path) -> str:
     from runbook.config import DcgmConfig, NodeExporterConfig, PromtailConfig
     from runbook.sections.mirrors import SANDBOX_LOKI, sandbox_url
 
@@ -120,7 +120,8 @@ def _toml(host, server_url: str) -> str:
     lines = [
         'secrets_file = "none.env"',
         "[gcp]", f'project_id = "{PROJECT}"', f'zone = "{ZONE}"', f'instance_name = "{NAME}"',
-        f'api_endpoint = "{server_url}"', "guest_attributes = false", "operation_timeout = 60",
+        f'api_endpoint = "{server_url}"', f'api_token_file = "{token_file}"',
+        "guest_attributes = false", "operation_timeout = 60",
         "[inventory]", 'target = "hosts"',
         "[[inventory.hosts]]", f'name = "{host.name}"', f'address = "{host.address}"',
         "[ssh]", f'user = "{host.ssh_user}"', f'key_file = "{host.ssh_key}"', f'known_hosts = "{host.known_hosts}"',
@@ -173,7 +174,10 @@ def _build(state_dir: Path) -> Stack:
     folder = state_dir / "troubleshoot-stack"
     folder.mkdir(exist_ok=True)
     config = folder / "hosts.toml"
-    config.write_text(_toml(host, server.url))
+    token_file = folder / "compute-api.token"
+    token_file.write_text(server.token + "\n")
+    token_file.chmod(0o600)
+    config.write_text(_toml(host, server.url, token_file))
     _cloud(config)
     started = time.monotonic()
     r = inv("deploy", "--config", str(config))

@@ -23,6 +23,7 @@ def write_config(tmp_path, host, adapters=None, **vllm) -> str:
         f'known_hosts = "{host.known_hosts}"', "trust_on_first_use = false",
         "[vllm]", 'index_url = "file:///opt/l4rb-sandbox/simple"',
         *(f"{k} = {json.dumps(v)}" for k, v in vllm.items()),
+        "[monitoring.promtail]", 'loki_url = "http://127.0.0.1:3100"',
     ]
     for name, path in adapters:
         lines += ["[[vllm.adapters]]", f'name = "{name}"', f'path = "{path}"']

@@ -16,4 +16,4 @@ def server():
 
 @pytest.fixture
 def api(server):
-    return gcp.clients(server.url, policy=POLICY)
+    return gcp.clients(server.url, gcp.bearer(server.token), policy=POLICY)

@@ -32,10 +32,10 @@ def test_unreachable_host_is_one_clear_error_and_nothing_leaks(tmp_path):
     cfg = tmp_path / "hosts.toml"
     cfg.write_text('secrets_file = "none"\n[inventory]\ntarget = "hosts"\n[[inventory.hosts]]\n'
                    'name = "nowhere"\naddress = "127.0.0.1"\nport = 1\n[ssh]\nknown_hosts = "kh"\n'
-                   'connect_timeout = 3\n')
+                   'connect_timeout = 3\n[monitoring.promtail]\nloki_url = "http://loki.example.com:3100"\n')
     r = run(str(BIN / "inv"), "ai-server", "--config", str(cfg), "--report", str(tmp_path / "r.json"))
     out = r.stdout + r.stderr
-    assert r.returncode == 1
+    assert r.returncode == 2  # README: 2 for an unreachable inventory, nothing touched
     assert "nowhere (127.0.0.1): cannot connect over SSH" in out and "Traceback" not in out
     assert "cli-test-key-123" not in out and "cli-test-key-123" not in (tmp_path / "r.json").read_text()
 

@@ -42,9 +42,14 @@ class Cloud:
 
     def __init__(self, server: ComputeServer, root):
         self.server, self.root = server, root
-        self.api = gcp.clients(server.url, policy=POLICY)
+        self.api = gcp.clients(server.url, gcp.bearer(server.token), policy=POLICY)
+        token_file = root / "compute-api.token"
+        token_file.write_text(server.token + "\n")
+        token_file.chmod(0o600)
         self.console = Console(file=io.StringIO(), width=400, highlight=False)
-        self.data = {"gcp": {"project_id": PROJECT, "api_endpoint": server.url}, "inventory": {"target": "gcp"}}
+        self.data = {"gcp": {"project_id": PROJECT, "api_endpoint": server.url, "api_token_file": str(token_file)},
+                     "inventory": {"target": "gcp"},
+                     "monitoring": {"promtail": {"loki_url": "http://loki.example.com:3100"}}}
 
     def configure(self, **tables: dict) -> Cloud:
         self.data = _merge(self.data, tables)

@@ -164,7 +164,8 @@ def test_endpoint_choice(monkeypatch):
     monkeypatch.setattr(local_api, "ensure_running", lambda: "http://127.0.0.1:8780")
     sandbox = parse_settings({})
     assert context.endpoint(sandbox) == "http://127.0.0.1:8780"
-    assert context.endpoint(parse_settings({"inventory": {"target": "gcp"}})) is None
+    assert context.endpoint(parse_settings({"inventory": {"target": "gcp"}, "gcp": {"project_id": "demo-project"},
+                                            "monitoring": {"promtail": {"loki_url": "http://loki:3100"}}})) is None
     explicit = parse_settings({"gcp": {"api_endpoint": "http://127.0.0.1:9999"}})
     assert context.endpoint(explicit) == "http://127.0.0.1:9999"
 
@@ -215,7 +216,7 @@ def test_sandbox_inventory_prefers_recorded_vms(tmp_path, monkeypatch):
     hosts = [_SandboxHost("l4rb-1", "10.231.1.2"), _SandboxHost("l4rb-2", "10.231.2.2")]
     monkeypatch.setattr(testbed.sandbox, "status", lambda: hosts)
     cfg = Config(settings=Settings(), root=tmp_path,
-                 secrets=Secrets(vllm_api_key=SecretStr("k"), ocr_api=SecretStr("o")))
+                 secrets=Secrets(vllm_api_key=SecretStr("key-12345"), ocr_api=SecretStr("ocr-12345")))
     assert [t.name for t in inventory.targets(cfg)] == ["l4rb-1", "l4rb-2"]
     state.record(tmp_path, "ai-server-l4", "asia-northeast3-a", "10.231.2.2")
     (target,) = inventory.targets(cfg)

@@ -91,6 +91,7 @@ def admin(server, path, method="GET", body=None):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(server.url + path, data=data, method=method)
     req.add_header("Content-Type", "application/json")
+    req.add_header("Authorization", f"Bearer {server.token}")
     with urllib.request.urlopen(req, timeout=5) as resp:
         return resp.status, json.loads(resp.read())
 
@@ -383,7 +384,7 @@ class HostBackend:
 def test_backend_boot_shows_as_a_running_operation():
     backend = HostBackend()
     with ComputeServer(faults=FAST, backend=backend) as srv:
-        api = gcp.clients(srv.url, policy=POLICY)
+        api = gcp.clients(srv.url, gcp.bearer(srv.token), policy=POLICY)
         op = api.instances.insert(project=PROJECT, zone=ZONE, instance_resource=vm())
         assert backend.booting.wait(5)
         assert api.zone_operations.get(project=PROJECT, zone=ZONE, operation=op.name).status.name == "RUNNING"
@@ -405,7 +406,7 @@ def test_backend_failure_fails_the_operation_and_leaves_nothing():
     backend = HostBackend(fail=True)
     backend.release.set()
     with ComputeServer(faults=FAST, backend=backend) as srv:
-        api = gcp.clients(srv.url, policy=POLICY)
+        api = gcp.clients(srv.url, gcp.bearer(srv.token), policy=POLICY)
         with pytest.raises(gcp.OperationError, match="host did not boot"):
             api.wait(api.instances.insert(project=PROJECT, zone=ZONE, instance_resource=vm()))
         assert not api.instances.list(project=PROJECT, zone=ZONE)
@@ -445,11 +446,11 @@ def test_admin_endpoints(server, api):
 def test_state_survives_a_restart(tmp_path):
     path = tmp_path / "compute.json"
     with ComputeServer(state_path=str(path), faults={**FAST, "stockout_zones": ["us-east4-a"]}) as srv:
-        api = gcp.clients(srv.url, policy=POLICY)
+        api = gcp.clients(srv.url, gcp.bearer(srv.token), policy=POLICY)
         api.wait(api.firewalls.insert(project=PROJECT, firewall_resource=firewall()))
         address = nat_ip(create_vm(api))
     with ComputeServer(state_path=str(path)) as srv:
-        api = gcp.clients(srv.url, policy=POLICY)
+        api = gcp.clients(srv.url, gcp.bearer(srv.token), policy=POLICY)
         assert api.firewalls.get(project=PROJECT, firewall="allow-ai-server-ports").priority == 1000
         assert nat_ip(api.instances.get(project=PROJECT, zone=ZONE, instance="vm1")) == address
         assert srv.sim.faults.stockout_zones == ["us-east4-a"]
@@ -458,11 +459,11 @@ def test_state_survives_a_restart(tmp_path):
 def test_unfinished_operation_resumes_after_restart(tmp_path):
     path = tmp_path / "compute.json"
     srv = ComputeServer(state_path=str(path), faults={"op_pending_s": 5, "op_running_s": 0.05}).start()
-    api = gcp.clients(srv.url, policy=POLICY)
+    api = gcp.clients(srv.url, gcp.bearer(srv.token), policy=POLICY)
     op = api.firewalls.insert(project=PROJECT, firewall_resource=firewall())
     srv.stop()
     with ComputeServer(state_path=str(path), faults=FAST) as srv2:  # faults given win over saved ones
-        api = gcp.clients(srv2.url, policy=POLICY)
+        api = gcp.clients(srv2.url, gcp.bearer(srv2.token), policy=POLICY)
         assert api.wait(op, timeout=10).status == compute_v1.Operation.Status.DONE
 
 
@@ -477,11 +478,13 @@ def test_cli_prints_its_url_and_serves(tmp_path):
     )  # fmt: skip
     try:
         url = proc.stdout.readline().strip()
+        token = proc.stdout.readline().strip()  # no --token-file: a random one, on the second line
         assert url.startswith("http://127.0.0.1:")
-        with urllib.request.urlopen(url + "/_admin/faults", timeout=5) as resp:
+        faults_request = urllib.request.Request(url + "/_admin/faults", headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(faults_request, timeout=5) as resp:
             faults = json.loads(resp.read())
         assert faults["stockout_zones"] == ["us-central1-a"] and faults["error_rate"] == 0.3 and faults["seed"] == 5
-        api = gcp.clients(url, policy=POLICY)
+        api = gcp.clients(url, gcp.bearer(token), policy=POLICY)
         assert [d.name for d in api.disks.list(project=PROJECT, zone=ZONE)] == ["old"]
         assert [a.name for a in api.accelerator_types.list(project=PROJECT, zone="us-east4-b")] == ["nvidia-l4"]
     finally:

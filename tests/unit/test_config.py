@@ -12,7 +12,7 @@ from runbook import config, secrets
 from runbook.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "hosts.toml"
-GOOD_SECRETS = {"VLLM_API_KEY": "key-123", "OCR_API": "ocr-456"}
+GOOD_SECRETS = {"VLLM_API_KEY": "key-12345", "OCR_API": "ocr-45678"}
 
 
 def example() -> dict:
@@ -122,13 +122,13 @@ def test_missing_secrets_are_listed_by_env_name(tmp_path):
 
 def test_secrets_file_must_be_private(tmp_path):
     f = tmp_path / "secrets.env"
-    f.write_text("VLLM_API_KEY=abc\nOCR_API=def\n")
+    f.write_text("VLLM_API_KEY=abc-1234\nOCR_API=def-5678\n")
     f.chmod(0o644)
     with pytest.raises(ConfigError, match="chmod 600"):
         config.load_secrets(config.parse_settings(example()), tmp_path, {})
     f.chmod(0o600)
     s = config.load_secrets(config.parse_settings(example()), tmp_path, {})
-    assert s.vllm_api_key.get_secret_value() == "abc"
+    assert s.vllm_api_key.get_secret_value() == "abc-1234"
 
 
 def test_environment_wins_over_file_and_secret_is_masked(tmp_path):
@@ -143,7 +143,7 @@ def test_environment_wins_over_file_and_secret_is_masked(tmp_path):
 
 
 @settings(max_examples=50)
-@given(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=4), st.text(max_size=40))
+@given(st.lists(st.text(min_size=8, max_size=12), min_size=1, max_size=4), st.text(max_size=40))
 def test_mask_never_leaks_a_registered_secret(values, text):
     secrets.clear()
     secrets.register(*values)

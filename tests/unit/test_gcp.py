@@ -135,7 +135,7 @@ def test_connection_resets_are_retried(server, api):
 
 def test_retries_stop_after_the_attempt_cap(server, caplog):
     policy = gcp.RetryPolicy(attempts=4, initial=0.01, maximum=0.02, jitter=0.0, timeout=5)
-    api = gcp.clients(server.url, policy=policy)
+    api = gcp.clients(server.url, gcp.bearer(server.token), policy=policy)
     server.sim.set_faults(fail_next=[{"path": "/regions/", "status": 503, "count": 10}])
     caplog.set_level(logging.WARNING, logger="runbook.gcp")
     with pytest.raises(gexc.ServiceUnavailable):

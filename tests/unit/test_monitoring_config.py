@@ -38,6 +38,8 @@ def cfg(target: str = "hosts", **monitoring) -> config.Config:
     data = tomllib.loads((REPO / "hosts.toml").read_text())
     data["inventory"] = {"target": target, "hosts": [{"name": "h", "address": "127.0.0.1"}]} \
         if target == "hosts" else {"target": target}
+    if target != "sandbox":
+        data["monitoring"]["promtail"]["loki_url"] = "http://loki.example.com:3100"
     for table, values in monitoring.items():
         data["monitoring"][table].update(values)
     settings = config.parse_settings(data)
@@ -167,10 +169,10 @@ def test_real_targets_use_the_configured_urls_and_sandbox_hosts_their_mirror():
     sandboxed = {s.name: s for s in build("node-exporter", cfg("sandbox")) if isinstance(s, VerifiedDownload)}
     assert sandboxed["node_exporter"].url == (f"{mirrors.SANDBOX_MIRROR}/node_exporter/v1.9.0/"
                                               "node_exporter-1.9.0.linux-amd64.tar.gz")
-    mirror = "http://mirror.internal/ne/node_exporter-{version}.tar.gz"
+    mirror = "https://mirror.internal/ne/node_exporter-{version}.tar.gz"
     own = [s for s in build("node-exporter", cfg("sandbox", node_exporter={"url": mirror}))
            if isinstance(s, VerifiedDownload)][0]
-    assert own.url == "http://mirror.internal/ne/node_exporter-1.9.0.tar.gz"  # a mirror is never replaced
+    assert own.url == "https://mirror.internal/ne/node_exporter-1.9.0.tar.gz"  # a mirror is never replaced
 
 
 def test_go_comes_from_a_verified_tarball_unless_configured_otherwise():
@@ -184,8 +186,9 @@ def test_go_comes_from_a_verified_tarball_unless_configured_otherwise():
 
 
 def test_loki_url_is_required_outside_the_sandbox():
-    with pytest.raises(ConfigError, match="loki_url is not set"):
-        build("promtail", cfg())
+    # Checked when hosts.toml is read, before any section has changed a host.
+    with pytest.raises(ConfigError, match="monitoring.promtail.loki_url: required with target 'hosts'"):
+        cfg(promtail={"loki_url": ""})
     assert promtail.shipping(cfg("sandbox")).loki_url == mirrors.SANDBOX_LOKI
     c = cfg(promtail={"loki_url": "http://loki.example.com:3100/"})
     assert promtail.shipping(c).push_url == "http://loki.example.com:3100/loki/api/v1/push"

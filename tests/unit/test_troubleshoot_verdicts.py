@@ -17,7 +17,8 @@ from troubleshoot.context import Evidence, Repair
 from troubleshoot.registry import REGISTRY, ordered
 
 ordered()
-SETTINGS = parse_settings({"inventory": {"target": "hosts", "hosts": [{"name": "h", "address": "10.0.0.2"}]}})
+SETTINGS = parse_settings({"inventory": {"target": "hosts", "hosts": [{"name": "h", "address": "10.0.0.2"}]},
+                           "monitoring": {"promtail": {"loki_url": "http://loki.example.com:3100"}}})
 H100 = Path(__file__).resolve().parents[1] / "fixtures" / "nvidia_smi" / "h100"
 VLLM_HEALTH = "http:http://127.0.0.1:8001/health"
 NOW = 1_700_000_100
