@@ -11,10 +11,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..settings import GUEST_ROOT
 from .errors import SandboxError
 
 BUILDER = Path(__file__).resolve().parents[1] / "standins" / "vllm" / "build_index.py"
-GUEST_DIR = "opt/l4rb-sandbox"  # index at file:///opt/l4rb-sandbox/simple
+GUEST_DIR = GUEST_ROOT.lstrip("/")  # the index at settings.INDEX_URL
 
 
 def install_vllm_index(root: Path) -> Path:

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from runbook.config import DcgmConfig, NodeExporterConfig, PromtailConfig
-from runbook.sections.mirrors import sandbox_url
 from testbed.sandbox.doubles_monitoring import install_monitoring_doubles
 from testbed.sandbox.naming import controller_ip
+from testbed.settings import mirror_url
 
 from helpers import inv, report
 
@@ -39,7 +39,7 @@ TAMPERED = "/opt/l4rb-tampered/node_exporter"
 
 def mirrored(url: str) -> str:
     """The guide's URL as the sandbox's local copy, written out as a mirror URL in hosts.toml."""
-    return json.dumps(sandbox_url(url))
+    return json.dumps(mirror_url(url))
 
 
 def write_config(tmp_path: Path, host, loki: str, dcgm_package: str = DCGM.package, shipper: str = "promtail",
