@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from compare import phases, playbook, summary  # noqa: E402
 from compare.bench import Bench, NotNoOp, say  # noqa: E402
 
-from runbook import sandbox  # noqa: E402
+from testbed import sandbox  # noqa: E402
 
 STATE_DIR = "/var/lib/l4-runbook/bench-sandbox"
 

@@ -24,8 +24,9 @@ from rich.console import Console
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from runbook import cli, sandbox  # noqa: E402
+from runbook import cli  # noqa: E402
 from runbook.engine.output import Output  # noqa: E402
+from testbed import sandbox  # noqa: E402
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from runbook import sandbox
+from testbed import sandbox
 
 from . import hostside, playbook
 from .bench import Bench, NotNoOp, say, timed
