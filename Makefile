@@ -34,7 +34,7 @@ test: deps venv
 
 # The package as a user gets it: a wheel in a fresh venv runs the sandbox and a deploy (root).
 wheel-check: deps venv
-	$(BIN)/python benchmarks/wheel_check.py
+	$(BIN)/pytest -q tests/integration/test_wheel.py
 
 clean-sandbox: venv
 	$(BIN)/inv sandbox.down

@@ -74,4 +74,22 @@ def fleet(bench: Bench, first: sandbox.SandboxHost, runs: int, reference: str) -
         "ansible 1": lambda: bench.ansible_run(inventory1, vars1, "1 host", forks=4).seconds,
         "ansible 4": lambda: bench.ansible_run(inventory4, vars4, "4 hosts", forks=4).seconds,
     })
-    return {"times": times, "fingerprint": reference, "hosts": len(hosts), "load": (load, os.getloadavg()[0])}
+    return {"times": times, "fingerprint": reference, "hosts": len(hosts), "added": added,
+            "load": (load, os.getloadavg()[0])}
+
+
+def eight(bench: Bench, first: sandbox.SandboxHost, others: list[sandbox.SandboxHost], runs: int) -> dict:
+    """Ours alone on 1 against 8 hosts: four more hosts, converged by ours, then timed round-robin."""
+    load = os.getloadavg()[0]
+    added = [new_host() for _ in range(8 - 1 - len(others))]
+    cfg_added, _, _, _ = bench.prepare("eight-added", added)
+    say(f"ours converges {', '.join(h.name for h in added)} from nothing ...")
+    bench.ours(cfg_added, "converge", noop=False)
+    cfg8, _, _, _ = bench.prepare("eight", [first, *others, *added])
+    cfg1, _, _, _ = bench.prepare("eight-first", [first])
+    bench.ours(cfg8, "first run on 8 hosts")
+    times = timed("1 vs 8 hosts (ours)", runs, {
+        "ours 1": lambda: bench.ours(cfg1, "1 host").seconds,
+        "ours 8": lambda: bench.ours(cfg8, "8 hosts").seconds,
+    })
+    return {"times": times, "hosts": 8, "load": (load, os.getloadavg()[0])}
