@@ -48,10 +48,8 @@ class HostBackend:
 
 
 def checks_command(*args: str) -> list[str]:
-    """The real CLI: `inv` once tasks.py has the tasks, else the checks collection on its own."""
-    if "troubleshoot" in (REPO / "tasks.py").read_text():
-        return [sys.executable, "-m", "invoke", "-r", str(REPO), *args]
-    return [sys.executable, "-m", "runbook.tasks_checks", *args]
+    """The real CLI: `inv` with the project's tasks (runbook/tasks.py, re-exported by tasks.py)."""
+    return [sys.executable, "-m", "invoke", "-r", str(REPO), *args]
 
 
 def run_checks(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
