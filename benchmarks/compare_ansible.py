@@ -7,7 +7,7 @@ Boots a private sandbox host, converges it with `fab deploy --only ai-server,nod
 that benchmarks/ansible/playbook.yml (fed from the same steps) finds nothing to change, then times
 --runs no-op runs of each, alternately. --parallel adds three hosts that Ansible converges from
 nothing (ours must then find nothing to change on them) and times 1 against 4 hosts for both tools;
---eight then adds four more hosts (converged by ours) and times ours on 1 against 8. Start-up alone
+--eight boots the hosts still missing for 8 (converged by ours) and times ours alone on 1, 4 and 8. Start-up alone
 (`inv --list`, `import tasks`, with -X importtime's account) is timed first, before any host boots.
 A run that is not a no-op stops the benchmark with exit code 1 and no figures.
 """
@@ -43,7 +43,7 @@ def main() -> int:
     parser.add_argument("--warm-ssh", action="store_true",
                         help="also time Ansible reusing the ssh master of the run before (ControlPersist)")
     parser.add_argument("--fleet-runs", type=int, default=3, help="timed runs per tool and fleet size (default 3)")
-    parser.add_argument("--eight", action="store_true", help="with --parallel: also time ours on 1 against 8 hosts")
+    parser.add_argument("--eight", action="store_true", help="also time ours alone on 1, 4 and 8 hosts")
     parser.add_argument("--startup-runs", type=int, default=10, help="runs of inv --list / import tasks (default 10)")
     parser.add_argument("--state-dir", default=STATE_DIR, help=f"private sandbox state dir (default {STATE_DIR})")
     parser.add_argument("--ansible-venv", type=Path, default=playbook.DEFAULT_VENV)
@@ -68,8 +68,8 @@ def main() -> int:
             host = phases.new_host()
             one = phases.single(bench, host, args.runs, args.warm_ssh)
             many = phases.fleet(bench, host, args.fleet_runs, one["fingerprint"]) if args.parallel else None
-            if many and args.eight:
-                eight = phases.eight(bench, host, many["added"], args.fleet_runs)
+            if args.eight:
+                eight = phases.eight(bench, host, many["added"] if many else [], args.fleet_runs)
         summary.print_startup(*started, args.startup_runs)
         summary.print_single(one, args.runs, version)
         if many:
