@@ -1,3 +1,3 @@
-"""`fab` looks for a fabfile: it gets exactly the same tasks as `inv`."""
+"""`fab` looks for a fabfile: it gets exactly the same tasks as `inv` (runbook.tasks)."""
 
-from tasks import ns  # noqa: F401
+from runbook.tasks import ns  # noqa: F401

@@ -28,8 +28,8 @@ sys.path.insert(0, str(REPO))
 from runbook import cli  # noqa: E402
 from runbook.config import NodeExporterConfig  # noqa: E402
 from runbook.engine.output import Output  # noqa: E402
-from runbook.sections.mirrors import sandbox_url  # noqa: E402
 from testbed import sandbox  # noqa: E402
+from testbed.settings import mirror_url  # noqa: E402
 
 
 def main() -> None:
@@ -61,8 +61,8 @@ def measure(host, args) -> None:
             f'key_file = "{host.ssh_key}"\nknown_hosts = "{host.known_hosts}"\ntrust_on_first_use = false\n'
             f'[ai_server.source]\npath = "{REPO / "tests/fixtures/ai_app"}"\n'
             # Outside the sandbox target the public URLs would be used: the host's local copy instead.
-            f'[monitoring.node_exporter]\nurl = "{sandbox_url(node.url)}"\n'
-            f'checksums_url = "{sandbox_url(node.checksums_url)}"\n'
+            f'[monitoring.node_exporter]\nurl = "{mirror_url(node.url)}"\n'
+            f'checksums_url = "{mirror_url(node.checksums_url)}"\n'
             '[monitoring.promtail]\nloki_url = "http://127.0.0.1:3100"\n'
         )
         opts = cli.Options(config=str(cfg))

@@ -1,34 +1,36 @@
 """What the tasks share: load config, pick hosts, run sections on them in parallel, report.
 
 Tasks in tasks.py stay one-liners over these functions, so ``inv`` and
-``fab`` behave the same and errors are reported the same way.
+``fab`` behave the same and errors are reported the same way. Importing this module costs
+nothing: config (pydantic), the output (rich), SSH (Fabric/Paramiko) and the sections are
+imported by the function that uses them, so `inv --list` loads none of them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke.exceptions import Exit
 
-from . import config as config_mod
-from .engine.output import Output
-from .engine.results import FAILED, SectionResult, StepResult, write_report
-from .engine.runner import run_steps
+from .engine.results import FAILED, SectionResult, StepResult
 from .errors import RunbookError
-from .inventory import transports
 from .sections import HOST_SECTIONS
-from .sections.common import HostInfo
-from .transport import Transport
+
+if TYPE_CHECKING:
+    from . import config as config_mod
+    from .engine.output import Output
+    from .transport import Transport
+
+DEFAULT_CONFIG = "hosts.toml"  # config.DEFAULT_CONFIG, without importing pydantic to list the tasks
 
 
 @dataclass
 class Options:
     """The flags every section task takes."""
 
-    config: str = config_mod.DEFAULT_CONFIG
+    config: str = DEFAULT_CONFIG
     dry_run: bool = False
     local: bool = False
     hosts: str = ""
@@ -55,6 +57,8 @@ CONNECT = "connect"  # the section name of a host that could not be reached (or 
 
 
 def load(opts: Options, out: Output) -> config_mod.Config:
+    from . import config as config_mod
+
     try:
         return config_mod.load(opts.config)
     except RunbookError as err:
@@ -69,6 +73,9 @@ def run_on_host(cfg: config_mod.Config, transport: Transport, names: Iterable[st
     A section's late steps (waits) run after all the other sections, so e.g. vLLM's
     first start (minutes) overlaps with installing the app and the monitoring.
     """
+    from .engine.runner import run_steps
+    from .sections.common import HostInfo
+
     results: list[SectionResult] = []
     pending: list[tuple[str, list, SectionResult]] = []
     host = HostInfo(name=transport.name, login_user=transport.login_user)
@@ -114,6 +121,11 @@ def run_host_sections(names: list[str], opts: Options, out: Output | None = None
 
     *prior* results (the cloud sections of a deploy) go into the same summary and report.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .engine.output import Output
+    from .inventory import transports
+
     out = out or Output(show_diff=opts.diff)
     cfg = load(opts, out)
     try:
@@ -131,6 +143,10 @@ def run_host_sections(names: list[str], opts: Options, out: Output | None = None
 
 
 def finish(results: list[SectionResult], opts: Options, out: Output) -> None:
+    from pathlib import Path
+
+    from .engine.results import write_report
+
     out.summary(results)
     if opts.report:
         write_report(Path(opts.report), results)
@@ -158,6 +174,8 @@ def select_sections(all_names: list[str], only: str = "", skip: str = "", first:
     wanted_only, wanted_skip = split(only), split(skip)
     unknown = sorted({*wanted_only, *wanted_skip, *([first] if first else [])} - set(all_names))
     if unknown:
+        from .engine.output import Output
+
         Output().error(f"--only/--skip/--from: unknown section(s) {unknown}; sections are: {', '.join(all_names)}")
         raise Exit(code=2)
     names = all_names[all_names.index(first):] if first else list(all_names)

@@ -6,6 +6,7 @@ row says what the step checks, what it changes and what it runs.
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 from . import config
@@ -29,14 +30,14 @@ def _cell(text: str) -> str:
 
 
 def runbook_markdown(repo: Path) -> str:
-    cfg = config.load(repo / "hosts.toml", PLACEHOLDERS)
-    # Document a real deployment: the example targets the sandbox, whose hosts swap public
+    # Document a real deployment: the example targets the sandbox, whose settings swap public
     # download URLs for local copies; a listed host keeps the guide's real URLs in the docs.
-    s = cfg.settings
-    real = config.InventoryConfig(target="hosts", hosts=[config.HostEntry(name="HOST", address="203.0.113.10")])
-    promtail = s.monitoring.promtail.model_copy(update={"loki_url": s.monitoring.promtail.loki_url or LOKI})
-    monitoring = s.monitoring.model_copy(update={"promtail": promtail})
-    cfg = cfg.model_copy(update={"settings": s.model_copy(update={"inventory": real, "monitoring": monitoring})})
+    data = tomllib.loads((repo / "hosts.toml").read_text())
+    data["inventory"] = {"target": "hosts", "hosts": [{"name": "HOST", "address": "203.0.113.10"}]}
+    promtail = data.setdefault("monitoring", {}).setdefault("promtail", {})
+    promtail["loki_url"] = promtail.get("loki_url") or LOKI
+    s = config.parse_settings(data, str(repo / "hosts.toml"))
+    cfg = config.Config(settings=s, secrets=config.load_secrets(s, repo, PLACEHOLDERS), root=repo)
     host = HostInfo(name="HOST", login_user=cfg.settings.ssh.user)
     out = [
         "# Runbook",

@@ -14,17 +14,18 @@ import json as json_mod
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Collection, Program, task
 from invoke.exceptions import Exit
-from rich.console import Console
 
-from .config import DEFAULT_CONFIG
-from .engine.output import Output
+from .cli import DEFAULT_CONFIG
 from .errors import RunbookError
 from .secrets import mask, write_private
-from .verify import loading
-from .verify import run as verify_run
+
+if TYPE_CHECKING:  # imported by the task that runs, not to list the tasks
+    from .engine.output import Output
+    from .verify import loading
 
 HELP = {
     "config": "hosts.toml to read (default: ./hosts.toml)",
@@ -36,12 +37,18 @@ HELP = {
 
 
 def _output(as_json: bool) -> Output:
+    from .engine.output import Output
+
     if as_json:
+        from rich.console import Console
+
         return Output(console=Console(stderr=True, highlight=False, soft_wrap=True))
     return Output()
 
 
 def _load(config: str, out: Output) -> loading.Loaded:
+    from .verify import loading
+
     try:
         return loading.load(config)
     except RunbookError as err:
@@ -65,6 +72,9 @@ def _emit(data: dict, report: str, as_json: bool, out: Output) -> None:
 
 def verify_after_deploy(opts, out: Output) -> None:
     """The last step of a deploy: the §6 checklist on the same hosts, added to the deploy's report."""
+    from .verify import loading
+    from .verify import run as verify_run
+
     loaded = _load(opts.config, out)
     try:
         transports = loading.connect(loaded, opts.local, _names(opts.hosts), out.warn)
@@ -87,6 +97,9 @@ def verify_after_deploy(opts, out: Output) -> None:
 @task(help=HELP)
 def verify(c, config=DEFAULT_CONFIG, local=False, hosts="", report="", json=False):
     """Guide §6: the verification checklist as a table; exit code 1 on any red row."""
+    from .verify import loading
+    from .verify import run as verify_run
+
     out = _output(json)
     loaded = _load(config, out)
     try:

@@ -1,32 +1,35 @@
 """`inv firewall`, `inv vm`, `inv cleanup`: guide sections 1, 2 (with 5-1) and 8 on Compute Engine.
 
 Same flags and output as the host tasks (--config, --dry-run, --report, --diff). `deploy`
-calls `run_cloud_sections(["firewall", "vm"], ...)` before the host sections.
+calls `run_cloud_sections(["firewall", "vm"], ...)` before the host sections. google-cloud-compute
+is imported when a cloud section runs, never to list the tasks or for a deploy of host sections only.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from invoke import task
 from invoke.exceptions import Exit
 
 from . import cli
 from .cloud import CLOUD_SECTIONS, run
-from .cloud import cleanup as cleanup_mod
-from .cloud.context import CloudContext, load_settings, open_context
-from .cloud.steps import describe, run_section
-from .config import Settings
-from .engine.output import Output
 from .engine.results import CHANGED, FAILED, SectionResult
 from .errors import RunbookError
+
+if TYPE_CHECKING:
+    from .cloud.context import CloudContext
+    from .config import Settings
+    from .engine.output import Output
 
 CLOUD_HELP = {k: v for k, v in cli.COMMON_HELP.items() if k in ("config", "dry-run", "report", "diff")}
 
 
 def _settings(opts: cli.Options, out: Output) -> tuple[Settings, Path]:
+    from .cloud.context import load_settings
+
     try:
         return load_settings(opts.config)
     except RunbookError as err:
@@ -35,6 +38,9 @@ def _settings(opts: cli.Options, out: Output) -> tuple[Settings, Path]:
 
 
 def _context(opts: cli.Options, out: Output, loaded: tuple[Settings, Path] | None = None) -> CloudContext:
+    from .cloud.context import open_context
+    from .cloud.steps import describe
+
     settings, root = loaded or _settings(opts, out)
     try:
         return open_context(settings, root, out, opts.dry_run)
@@ -60,6 +66,8 @@ def run_cloud_sections(names: list[str], opts: cli.Options, out: Output) -> list
 
 
 def _section(name: str, config: str, dry_run: bool, report: str, diff: bool) -> list[SectionResult]:
+    from .engine.output import Output
+
     opts = cli.Options(config=config, dry_run=dry_run, report=report, diff=diff)
     out = Output(show_diff=diff)
     results = run(_context(opts, out), [name])
@@ -93,6 +101,10 @@ def confirm(question: str, out: Output, stdin: TextIO | None = None) -> bool:
 def run_cleanup(opts: cli.Options, stop: bool = False, delete: bool = False, firewall: bool = False,
                 yes: bool = False, stdin: TextIO | None = None, out: Output | None = None) -> list[SectionResult]:
     """Guide §8. With no flag the VM is stopped; a real run shows its plan and asks first unless --yes."""
+    from .cloud import cleanup as cleanup_mod
+    from .cloud.steps import run_section
+    from .engine.output import Output
+
     out = out or Output(show_diff=opts.diff)
     if stop and delete:
         out.error("choose one of --stop and --delete")

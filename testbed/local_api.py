@@ -116,7 +116,7 @@ def ensure_running() -> str:
             stop()
         _new_token()
         log = folder / "compute-api.log"
-        package_root = Path(__file__).resolve().parents[2]
+        package_root = Path(__file__).resolve().parents[1]  # the folder that holds testbed/
         env = {**os.environ, "L4RB_SANDBOX_DIR": str(folder),
                "PYTHONPATH": os.pathsep.join(filter(None, [str(package_root), os.environ.get("PYTHONPATH")]))}
         with open(log, "w") as out:

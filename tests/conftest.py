@@ -1,7 +1,8 @@
 """Shared fixtures: real sandbox hosts (testbed.sandbox) for integration tests.
 
-Tests that use them are marked `integration` automatically and skipped, with the reason, where
-the machine cannot run hosts (not root, systemd-nspawn/debootstrap/tinyproxy missing). The tests
+Tests that use them are marked `integration` automatically and skipped where the machine cannot
+run hosts (not root, systemd-nspawn/debootstrap/tinyproxy missing): the reason is in the summary
+(`-ra`), with the command that makes them run. Where they must run (CI=true) that is a failure. The tests
 get a state dir of their own under TEST_STATE_ROOT, so they never touch a sandbox someone runs by
 hand; the image cache is shared, so only the first run ever builds the image.
 """
@@ -22,6 +23,7 @@ SANDBOX_FIXTURES = {"sandbox_state_dir", "sandbox_host", "sandbox_hosts"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that boots hosts is an integration test, whether or not its author marked it."""
     for item in items:
         if SANDBOX_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
@@ -71,7 +73,10 @@ def sandbox_state_dir() -> Iterator[Path]:
     """A private sandbox state dir for this test session; every host in it is removed at the end."""
     reason = _unavailable()
     if reason:
-        pytest.skip(f"sandbox hosts cannot run here: {reason}")
+        message = f"integration tests need sandbox hosts, which cannot run here: {reason} (see `make deps`)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI must run every test: {message}", pytrace=False)
+        pytest.skip(message)
     from testbed.sandbox import down
 
     TEST_STATE_ROOT.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,6 @@ from .shipper_config import YamlError, alloy_journal_jobs, promtail_journal_jobs
 
 EXPORTER = dcgm.UNIT
 FIRST_COLLECTION_S = 30  # dcgm-exporter's first collection takes ~10 s (B-9); after this long it is not that
-SANDBOX_LOKI = "http://127.0.0.1:3100"
 
 
 def _everything(step: Step) -> bool:
@@ -166,7 +165,7 @@ def fix_b9(r: Repair, finding: Finding) -> Outcome:
 # -- B-17 Loki unreachable ----------------------------------------------------------------------
 
 def loki_fallback(s: Settings) -> str:
-    return s.monitoring.promtail.loki_url or (SANDBOX_LOKI if s.inventory.target == "sandbox" else "")
+    return s.monitoring.promtail.loki_url  # the sandbox's own receiver comes in through its settings
 
 
 def detect_b17(ev: Evidence) -> Finding:

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from runbook.config import NodeExporterConfig
-from runbook.sections.mirrors import sandbox_url
 from testbed.sandbox import SandboxHost
+from testbed.settings import mirror_url
 
 REPO = Path(__file__).resolve().parents[2]
 APP_SOURCE = REPO / "tests/fixtures/ai_app"
@@ -31,8 +31,8 @@ def write_config(path: Path, hosts: Sequence[SandboxHost]) -> Path:
         f'known_hosts = "{first.known_hosts}"', "trust_on_first_use = false",
         "[ai_server.source]", f"path = {json.dumps(str(APP_SOURCE))}",
         "[monitoring.node_exporter]",
-        f"url = {json.dumps(sandbox_url(node.url))}",
-        f"checksums_url = {json.dumps(sandbox_url(node.checksums_url))}",
+        f"url = {json.dumps(mirror_url(node.url))}",
+        f"checksums_url = {json.dumps(mirror_url(node.checksums_url))}",
         "[monitoring.promtail]", 'loki_url = "http://127.0.0.1:3100"',  # required outside the sandbox target
     ]
     path.write_text("\n".join(lines) + "\n")

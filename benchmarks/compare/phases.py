@@ -74,7 +74,8 @@ def fleet(bench: Bench, first: sandbox.SandboxHost, runs: int, reference: str) -
         "ansible 1": lambda: bench.ansible_run(inventory1, vars1, "1 host", forks=4).seconds,
         "ansible 4": lambda: bench.ansible_run(inventory4, vars4, "4 hosts", forks=4).seconds,
     })
-    return {"times": times, "fingerprint": reference, "hosts": len(hosts), "load": (load, os.getloadavg()[0])}
+    return {"times": times, "fingerprint": reference, "hosts": len(hosts), "added": added,
+            "load": (load, os.getloadavg()[0])}
 
 
 def drift_check(bench: Bench, host: sandbox.SandboxHost) -> list:
@@ -84,3 +85,24 @@ def drift_check(bench: Bench, host: sandbox.SandboxHost) -> list:
     bench.ours(cfg, "first converge", noop=False)
     bench.ansible_run(inventory, vars_path, "first run after ours")
     return drift.check_modes(bench, host, cfg, inventory, vars_path)
+
+
+def eight(bench: Bench, first: sandbox.SandboxHost, others: list[sandbox.SandboxHost], runs: int) -> dict:
+    """Ours alone on 1, 4 and 8 hosts: the hosts still missing are booted and converged by ours, then
+    each fleet size is timed round-robin. *others*: hosts beside *first* that are already converged."""
+    load = os.getloadavg()[0]
+    added = [new_host() for _ in range(8 - 1 - len(others))]
+    cfg_added, _, _, _ = bench.prepare("eight-added", added)
+    say(f"ours converges {', '.join(h.name for h in added)} from nothing ...")
+    bench.ours(cfg_added, "converge", noop=False)
+    hosts = [first, *others, *added]
+    cfg8, _, _, _ = bench.prepare("eight", hosts)
+    cfg4, _, _, _ = bench.prepare("eight-four", hosts[:4])
+    cfg1, _, _, _ = bench.prepare("eight-first", [first])
+    bench.ours(cfg8, "first run on 8 hosts")
+    times = timed("1, 4, 8 hosts (ours)", runs, {
+        "ours 1": lambda: bench.ours(cfg1, "1 host").seconds,
+        "ours 4": lambda: bench.ours(cfg4, "4 hosts").seconds,
+        "ours 8": lambda: bench.ours(cfg8, "8 hosts").seconds,
+    })
+    return {"times": times, "hosts": 8, "load": (load, os.getloadavg()[0])}

@@ -52,3 +52,22 @@ def print_fleet(r: dict, runs: int) -> None:
           f"{ratio(t['ansible 4'], t['ours 4']):.1f}x with 4")
     print(f"  managed state identical on all hosts (1 converged by ours, 3 by Ansible): {r['fingerprint']}; "
           f"load average before/after: {r['load'][0]:.1f} / {r['load'][1]:.1f}")
+
+
+def print_startup(times: dict[str, list[float]], tops: dict[str, float], runs: int) -> None:
+    print(f"\nStart-up alone (no host), {runs} runs each, alternating")
+    for name, t in times.items():
+        print(f"  {name:28} {stats(t)}")
+    total = sum(tops.values())
+    print(f"  python -X importtime -c 'import tasks': {total:.3f}s in all; "
+          + ", ".join(f"{name} {seconds:.3f}s" for name, seconds in sorted(tops.items(), key=lambda kv: -kv[1])))
+
+
+def print_eight(r: dict, runs: int) -> None:
+    t = r["times"]
+    print(f"\n1, 4 and 8 sandbox hosts, ours only (a thread per host), {runs} runs each, alternating")
+    print(f"  ours     1 host   {stats(t['ours 1'])}")
+    for n in (4, 8):
+        many = t[f"ours {n}"]
+        print(f"  ours     {n} hosts  {stats(many)}   ({ratio(many, t['ours 1']):.2f}x the 1-host time)")
+    print(f"  load average before/after: {r['load'][0]:.1f} / {r['load'][1]:.1f}")

@@ -17,12 +17,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import import_module
+from typing import TYPE_CHECKING
 
-from ..config import Settings
-from ..engine.results import FAILED, SectionResult
-from . import firewall, vm
-from .context import CloudContext
-from .steps import ResourceStep, run_section
+if TYPE_CHECKING:  # google-cloud-compute is imported by a cloud section's run, not by listing tasks
+    from ..config import Settings
+    from ..engine.results import SectionResult
+    from .context import CloudContext
+    from .steps import ResourceStep
+
+
+def _from(module: str, function: str) -> Callable:
+    """*function* of the cloud module, imported on first call."""
+    def call(*args):
+        return getattr(import_module(f"{__name__}.{module}"), function)(*args)
+
+    call.__name__ = call.__qualname__ = f"{module}.{function}"
+    return call
 
 
 @dataclass(frozen=True)
@@ -37,9 +48,9 @@ class CloudSection:
 CLOUD_SECTIONS: dict[str, CloudSection] = {
     s.name: s
     for s in [
-        CloudSection("firewall", "1", "firewall rules for the service and monitoring ports", firewall.steps,
+        CloudSection("firewall", "1", "firewall rules for the service and monitoring ports", _from("firewall", "steps"),
                      lambda s: s.gcp.project_id),
-        CloudSection("vm", "2", "the L4 VM: created, running, as configured, its IP recorded", vm.steps,
+        CloudSection("vm", "2", "the L4 VM: created, running, as configured, its IP recorded", _from("vm", "steps"),
                      lambda s: s.gcp.instance_name),
     ]
 }
@@ -47,6 +58,9 @@ CLOUD_SECTIONS: dict[str, CloudSection] = {
 
 def run(ctx: CloudContext, names: list[str]) -> list[SectionResult]:
     """Sections in order; a failed one stops the rest (no VM without its firewall)."""
+    from ..engine.results import FAILED
+    from .steps import run_section
+
     results = []
     for name in names:
         section = CLOUD_SECTIONS[name]

@@ -9,11 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import import_module
+from typing import TYPE_CHECKING
 
-from ..config import Config
-from ..engine.steps import Step
-from . import ai_server, dcgm, node_exporter, promtail, vllm
-from .common import HostInfo
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..engine.steps import Step
+    from .common import HostInfo
+
+
+def _from(module: str, function: str) -> Callable:
+    """*function* of the section module, imported on first call: listing tasks loads no section."""
+    def call(*args):
+        return getattr(import_module(f"{__name__}.{module}"), function)(*args)
+
+    call.__name__ = call.__qualname__ = f"{module}.{function}"
+    return call
 
 
 @dataclass(frozen=True)
@@ -35,22 +46,23 @@ class Section:
 HOST_SECTIONS: dict[str, Section] = {
     s.name: s
     for s in [
-        Section("vllm", "3", "vLLM with EXAONE + LoRA adapters (:8001)", vllm.steps, late=vllm.ready_steps,
+        Section("vllm", "3", "vLLM with EXAONE + LoRA adapters (:8001)", _from("vllm", "steps"),
+                late=_from("vllm", "ready_steps"),
                 hints={"3-2": "inv troubleshoot --only B-13 (python3-venv)",
                        "3-4": "inv troubleshoot --only B-3 (--lora-modules JSON)",
                        "3-6": "inv troubleshoot --only B-10 / B-11 / B-12 / B-2 / B-4",
                        "3-7": "inv troubleshoot --only B-3 / B-15"}),
-        Section("ai-server", "4", "FastAPI service (:8000)", ai_server.steps,
+        Section("ai-server", "4", "FastAPI service (:8000)", _from("ai_server", "steps"),
                 hints={"4-2": "inv troubleshoot --only B-13 (python3-venv) / B-14 (missing modules)",
                        "4-6": "inv troubleshoot --only B-14 / B-15 / B-18"}),
-        Section("dcgm", "7", "DCGM + dcgm-exporter (GPU metrics, :9400)", dcgm.steps,
+        Section("dcgm", "7", "DCGM + dcgm-exporter (GPU metrics, :9400)", _from("dcgm", "steps"),
                 hints={"7-1": "inv troubleshoot --only B-6 (CUDA repository)",
                        "7-2": "inv troubleshoot --only B-6 (Unable to locate package)",
                        "7-3": "inv troubleshoot --only B-8 (make / build-essential)",
                        "7-4": "inv troubleshoot --only B-7 (libdcgm.so.N) / B-9 (empty first scrape)"}),
-        Section("node-exporter", "7", "node_exporter (system metrics, :9100)", node_exporter.steps,
+        Section("node-exporter", "7", "node_exporter (system metrics, :9100)", _from("node_exporter", "steps"),
                 hints={"7-5": "check the release URL and checksum list in monitoring.node_exporter"}),
-        Section("promtail", "7", "log shipping to Loki (promtail or Alloy)", promtail.steps,
+        Section("promtail", "7", "log shipping to Loki (promtail or Alloy)", _from("promtail", "steps"),
                 hints={"7-6": "inv troubleshoot --only B-17 (Loki unreachable) / B-18 (log dir) / B-19 (mixed logs)"}),
     ]
 }

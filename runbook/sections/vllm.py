@@ -18,8 +18,6 @@ from ..errors import ConfigError
 from .common import HostInfo
 
 UNIT = "vllm.service"
-# On sandbox hosts vLLM is the test double, from a local package index inside each host.
-SANDBOX_INDEX = "file:///opt/l4rb-sandbox/simple"
 
 # What a first start goes through (guide B-12), as vLLM logs it.
 PHASES = (
@@ -160,8 +158,7 @@ def steps(cfg: Config, host: HostInfo) -> list[Step]:
     v = cfg.settings.vllm
     user = host.login_user
     venv = f"{v.dir}/venv"
-    vllm_index = v.index_url or (SANDBOX_INDEX if cfg.settings.inventory.target == "sandbox" else "")
-    index = f" --index-url {q(vllm_index)}" if vllm_index else ""
+    index = f" --index-url {q(v.index_url)}" if v.index_url else ""
     py = cfg.settings.python
     pip_index = f" --index-url {q(py.index_url)}" if py.index_url else ""
     return [

@@ -1,7 +1,7 @@
 """The monitoring stand-ins (guide section 7) put into a host's root: what GitHub and NVIDIA serve.
 
 Sandbox hosts reach only Debian's mirror and PyPI, so section 7's downloads come from a copy under
-/opt/l4rb-sandbox/monitoring (runbook.sections.mirrors maps the guide's URLs onto it):
+/opt/l4rb-sandbox/monitoring (testbed.settings maps the guide's URLs onto it):
 
   cuda/                 cuda-keyring .deb registering a local apt repository with DCGM 3 and 4 packages
   dcgm-exporter.git     a git repository with one tag per DCGM major; `make binary` builds a Go exporter
@@ -23,15 +23,15 @@ import shutil
 from pathlib import Path
 
 from runbook.config import DcgmConfig, NodeExporterConfig, PromtailConfig
-from runbook.sections.mirrors import SANDBOX_MIRROR
 
+from ..settings import MIRROR_URL
 from .errors import SandboxError
 from .paths import image_cache
 from .shell import say
 
 DOUBLES = Path(__file__).resolve().parents[1] / "standins"
 PARTS = ("dcgm", "dcgm_exporter", "node_exporter", "promtail", "loki")
-GUEST_DIR = SANDBOX_MIRROR.removeprefix("file://")
+GUEST_DIR = MIRROR_URL.removeprefix("file://")
 LOKI_UNIT = "loki-double.service"
 LOKI_UNIT_TEXT = f"""\
 [Unit]

@@ -12,10 +12,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..settings import GUEST_ROOT
 from .errors import SandboxError
 
 BUILDER = Path(__file__).resolve().parents[1] / "standins" / "vllm" / "build_index.py"
-GUEST_DIR = "opt/l4rb-sandbox"  # index at file:///opt/l4rb-sandbox/simple
+GUEST_DIR = GUEST_ROOT.lstrip("/")  # the index at settings.INDEX_URL
 # The stand-in's per-host settings (read by vllm/_double/settings.py in the host).
 SETTINGS = "etc/l4rb-standins/vllm.env"
 # Seconds from `vllm serve` to ready on new hosts; L4RB_VLLM_START_SECONDS at `inv sandbox.up` changes it

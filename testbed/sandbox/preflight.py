@@ -25,7 +25,8 @@ def problems() -> list[str]:
         found.append("not root (netns, nspawn and debootstrap need root: run with sudo)")
     missing = sorted({pkg for tool, pkg in TOOLS.items() if not shutil.which(tool)})
     if missing:
-        found.append(f"missing packages: apt-get install {' '.join(missing)}")
+        found.append(f"missing packages {' '.join(missing)}: run `make deps` as root in a checkout "
+                     f"(testbed/install-deps.sh installs testbed/system-packages.txt)")
     return found
 
 

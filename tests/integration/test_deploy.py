@@ -10,7 +10,7 @@ import time
 import pytest
 
 from runbook.config import NodeExporterConfig
-from runbook.sections.mirrors import sandbox_url
+from testbed.settings import mirror_url
 
 from helpers import OCR, REPO, SECRET, TOKEN, assert_no_secret, report, ssh
 
@@ -31,8 +31,8 @@ def fleet_config(tmp_path, hosts) -> str:
               "[vllm]", 'index_url = "file:///opt/l4rb-sandbox/simple"',
               "[ai_server.source]", f'path = "{REPO / "tests/fixtures/ai_app"}"',
               "[monitoring.node_exporter]",
-              f"url = {json.dumps(sandbox_url(NODE.url))}",
-              f"checksums_url = {json.dumps(sandbox_url(NODE.checksums_url))}",
+              f"url = {json.dumps(mirror_url(NODE.url))}",
+              f"checksums_url = {json.dumps(mirror_url(NODE.checksums_url))}",
               "[monitoring.promtail]", 'loki_url = "http://127.0.0.1:3100"']
     cfg = tmp_path / "hosts.toml"
     cfg.write_text("\n".join(lines) + "\n")

@@ -48,10 +48,8 @@ class HostBackend:
 
 
 def checks_command(*args: str) -> list[str]:
-    """The real CLI: `inv` once tasks.py has the tasks, else the checks collection on its own."""
-    if "troubleshoot" in (REPO / "tasks.py").read_text():
-        return [sys.executable, "-m", "invoke", "-r", str(REPO), *args]
-    return [sys.executable, "-m", "runbook.tasks_checks", *args]
+    """The real CLI: `inv` with the project's tasks (runbook/tasks.py, re-exported by tasks.py)."""
+    return [sys.executable, "-m", "invoke", "-r", str(REPO), *args]
 
 
 def run_checks(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -114,7 +112,7 @@ def evidence(got: dict) -> str:
 
 def _toml(host, server_url: str, token_file: Path) -> str:
     from runbook.config import DcgmConfig, NodeExporterConfig, PromtailConfig
-    from runbook.sections.mirrors import SANDBOX_LOKI, sandbox_url
+    from testbed.settings import INDEX_URL, LOKI_URL, mirror_url
 
     d, n, p = DcgmConfig(), NodeExporterConfig(), PromtailConfig()
     lines = [
@@ -126,15 +124,15 @@ def _toml(host, server_url: str, token_file: Path) -> str:
         "[[inventory.hosts]]", f'name = "{host.name}"', f'address = "{host.address}"',
         "[ssh]", f'user = "{host.ssh_user}"', f'key_file = "{host.ssh_key}"', f'known_hosts = "{host.known_hosts}"',
         "trust_on_first_use = false",
-        "[vllm]", 'index_url = "file:///opt/l4rb-sandbox/simple"',
+        "[vllm]", f'index_url = "{INDEX_URL}"',
         "[ai_server.source]", f'path = "{REPO / "tests" / "fixtures" / "ai_app"}"',
-        "[monitoring.dcgm]", f'cuda_keyring_url = "{sandbox_url(d.cuda_keyring_url)}"',
-        f'exporter_git = "{sandbox_url(d.exporter_git)}"',
+        "[monitoring.dcgm]", f'cuda_keyring_url = "{mirror_url(d.cuda_keyring_url)}"',
+        f'exporter_git = "{mirror_url(d.exporter_git)}"',
         "[monitoring.dcgm.go]", 'method = "apt"',
-        "[monitoring.node_exporter]", f'url = "{sandbox_url(n.url)}"',
-        f'checksums_url = "{sandbox_url(n.checksums_url)}"',
-        "[monitoring.promtail]", f'loki_url = "{SANDBOX_LOKI}"', f'url = "{sandbox_url(p.url)}"',
-        f'checksums_url = "{sandbox_url(p.checksums_url)}"',
+        "[monitoring.node_exporter]", f'url = "{mirror_url(n.url)}"',
+        f'checksums_url = "{mirror_url(n.checksums_url)}"',
+        "[monitoring.promtail]", f'loki_url = "{LOKI_URL}"', f'url = "{mirror_url(p.url)}"',
+        f'checksums_url = "{mirror_url(p.checksums_url)}"',
     ]
     return "\n".join(lines) + "\n"
 

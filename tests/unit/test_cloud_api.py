@@ -14,7 +14,7 @@ from invoke.exceptions import Exit
 from rich.console import Console
 
 from runbook import cli, cloud, gcp, tasks_cloud
-from runbook.cloud import hostkeys, state
+from runbook.cloud import context, hostkeys, state
 from runbook.cloud.context import open_context
 from runbook.config import Settings
 from runbook.engine.output import Output
@@ -121,7 +121,7 @@ def server():
 @pytest.fixture
 def project(server, tmp_path, monkeypatch) -> Cloud:
     # The tasks' own runs (cleanup) retry on the same quick schedule as the test's runs.
-    monkeypatch.setattr(tasks_cloud, "open_context", functools.partial(open_context, policy=POLICY))
+    monkeypatch.setattr(context, "open_context", functools.partial(open_context, policy=POLICY))
     return Cloud(server, tmp_path)
 
 

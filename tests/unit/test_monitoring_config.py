@@ -23,6 +23,7 @@ from runbook.sections.downloads import VerifiedDownload
 from runbook.sections.log_shipper_config import Shipping, alloy_config, promtail_yaml
 from runbook.sections.loki_check import LokiReachable
 from runbook.sections.metrics_wait import MetricsWait
+from testbed import settings as sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO / "testbed/standins/promtail"), str(REPO / "testbed/standins/loki")]
@@ -167,7 +168,7 @@ def test_real_targets_use_the_configured_urls_and_sandbox_hosts_their_mirror():
                         "node_exporter-1.9.0.linux-amd64.tar.gz")
     assert real.checksums_url.endswith("/v1.9.0/sha256sums.txt")
     sandboxed = {s.name: s for s in build("node-exporter", cfg("sandbox")) if isinstance(s, VerifiedDownload)}
-    assert sandboxed["node_exporter"].url == (f"{mirrors.SANDBOX_MIRROR}/node_exporter/v1.9.0/"
+    assert sandboxed["node_exporter"].url == (f"{sandbox.MIRROR_URL}/node_exporter/v1.9.0/"
                                               "node_exporter-1.9.0.linux-amd64.tar.gz")
     mirror = "https://mirror.internal/ne/node_exporter-{version}.tar.gz"
     own = [s for s in build("node-exporter", cfg("sandbox", node_exporter={"url": mirror}))
@@ -189,7 +190,7 @@ def test_loki_url_is_required_outside_the_sandbox():
     # Checked when hosts.toml is read, before any section has changed a host.
     with pytest.raises(ConfigError, match="monitoring.promtail.loki_url: required with target 'hosts'"):
         cfg(promtail={"loki_url": ""})
-    assert promtail.shipping(cfg("sandbox")).loki_url == mirrors.SANDBOX_LOKI
+    assert promtail.shipping(cfg("sandbox")).loki_url == sandbox.LOKI_URL
     c = cfg(promtail={"loki_url": "http://loki.example.com:3100/"})
     assert promtail.shipping(c).push_url == "http://loki.example.com:3100/loki/api/v1/push"
     with pytest.raises(ConfigError, match="/loki/api/v1/push is added"):

@@ -1,0 +1,78 @@
+"""What `inv --list` and a host-only deploy cost at start-up: the modules they import, not a timing.
+
+`import tasks` (what inv/fab do before anything else) must load Invoke, the standard library and our
+own task table only. Cloud clients, pydantic, rich and SSH are imported by the task that needs them.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Ours that `import tasks` may load: the task table and what the task signatures need.
+OURS_ALLOWED = {
+    "tasks", "runbook", "runbook.tasks", "runbook.cli", "runbook.tasks_cloud", "runbook.tasks_checks",
+    "runbook.cloud", "runbook.sections", "runbook.engine", "runbook.engine.results", "runbook.errors",
+    "runbook.secrets", "testbed", "testbed.tasks",
+}
+THIRD_PARTY_ALLOWED = {"invoke"}  # inv itself; `fab` adds Fabric on its own
+HEAVY = ("google", "grpc", "pydantic", "rich", "fabric", "paramiko", "cryptography", "tenacity", "yaml", "troubleshoot")
+
+
+def imported_by(code: str) -> list[str]:
+    """Modules a fresh interpreter imports for *code*, beyond its own start-up."""
+    probe = ("import json, sys\nbefore = set(sys.modules)\n" + code +
+             "\nprint(json.dumps(sorted(set(sys.modules) - before)))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_import_tasks_loads_only_invoke_the_stdlib_and_the_task_table():
+    new = imported_by("import tasks")
+    top = {m.split(".")[0] for m in new}
+    third_party = sorted(top - set(sys.stdlib_module_names) - {"runbook", "testbed", "tasks"}
+                         - {m for m in top if m.startswith("_")})
+    assert set(third_party) <= THIRD_PARTY_ALLOWED, f"imported at start-up: {third_party}"
+    ours = sorted(m for m in new if m.split(".")[0] in ("tasks", "runbook", "testbed", "troubleshoot"))
+    assert set(ours) <= OURS_ALLOWED, f"not on the allow-list: {sorted(set(ours) - OURS_ALLOWED)}"
+    assert "runbook.tasks" in ours and "invoke" in top  # the probe saw the real import
+
+
+def test_the_task_list_is_complete_without_importing_a_section():
+    new = imported_by("import tasks\nprint(json.dumps(sorted(tasks.ns.task_names)))")
+    assert not [m for m in new if m.startswith(("runbook.sections.", "runbook.cloud.", "runbook.verify"))]
+    out = subprocess.run([sys.executable, "-c", "import json, tasks; print(json.dumps(sorted(tasks.ns.task_names)))"],
+                         cwd=REPO, capture_output=True, text=True, check=True)
+    names = json.loads(out.stdout)
+    for name in ("deploy", "vm", "firewall", "cleanup", "verify", "troubleshoot", "docs", "vllm", "ai-server",
+                 "dcgm", "node-exporter", "promtail", "sandbox.up", "sandbox.down"):
+        assert name in names
+
+
+def test_a_host_section_run_never_loads_the_cloud_client():
+    new = imported_by("import tasks, fabric\nfrom runbook import config, inventory\n"
+                      "from runbook.engine import output, runner\n"
+                      "from runbook.sections import HOST_SECTIONS, ai_server, node_exporter")
+    assert "fabric" in new and "runbook.sections.ai_server" in new
+    assert not [m for m in new if m.startswith(("google", "grpc", "runbook.cloud."))]
+
+
+def test_heavy_libraries_are_not_imported_by_listing():
+    new = imported_by("import tasks")
+    assert not [m for m in new if m.split(".")[0] in HEAVY]
+
+
+def test_the_product_knows_no_sandbox_path():
+    """The sandbox's index, mirrors and Loki come from testbed.settings, never from product code."""
+    product = [p for folder in ("runbook", "troubleshoot") for p in (REPO / folder).rglob("*.py")]
+    offenders = [str(p.relative_to(REPO)) for p in product
+                 if "l4rb-sandbox" in p.read_text() or "127.0.0.1:3100" in p.read_text()]
+    assert offenders == []
+
+
+def test_cli_default_config_is_configs():
+    from runbook import cli, config
+
+    assert cli.DEFAULT_CONFIG == config.DEFAULT_CONFIG
