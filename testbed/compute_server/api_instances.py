@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from . import catalog, errors, quotas
+from . import catalog, errors, quotas, refs
 from .api_catalog import find_image, latest_in_family
 from .api_disks import disk_type
 from .api_disks import find as find_disk
@@ -42,7 +42,9 @@ def _touch(inst: dict) -> None:
 
 
 def _machine(sim: Simulator, zone: str, value: str | None) -> catalog.MachineType:
-    name = last(value or "")
+    if not value:
+        raise errors.ApiError(400, "required", "Required field 'resource.machineType' not specified")
+    name = refs.zonal(value, "resource.machineType", zone, "machineTypes")
     machine = catalog.MACHINE_TYPES.get(name)
     if machine is None or (machine.accelerator and zone not in sim.accelerator_zones(machine.accelerator)):
         raise errors.invalid_field(
@@ -54,10 +56,11 @@ def _machine(sim: Simulator, zone: str, value: str | None) -> catalog.MachineTyp
 def _accelerators(sim: Simulator, project: str, zone: str, body: dict, machine) -> list[dict]:
     out = []
     for i, acc in enumerate(body.get("guestAccelerators") or []):
-        name = last(acc.get("acceleratorType", ""))
+        field = f"resource.guestAccelerators[{i}].acceleratorType"
+        name = refs.zonal(acc.get("acceleratorType", ""), field, zone, "acceleratorTypes")
         if name not in catalog.ACCELERATORS or zone not in sim.accelerator_zones(name):
             raise errors.invalid_field(
-                f"resource.guestAccelerators[{i}].acceleratorType",
+                field,
                 acc.get("acceleratorType", ""),
                 f"Accelerator type '{name}' does not exist in zone '{zone}'.",
             )
@@ -128,7 +131,9 @@ def _network_interfaces(sim: Simulator, project: str, zone: str, body: dict) -> 
     return nics
 
 
-def _disks(sim: Simulator, project: str, zone: str, name: str, body: dict) -> tuple[list, list, dict | None]:
+def _disks(
+    sim: Simulator, project: str, zone: str, name: str, body: dict, machine: str
+) -> tuple[list, list, dict | None]:
     """Attached-disk entries, new disk records, and the boot image."""
     given = body.get("disks") or []
     if not given:
@@ -141,7 +146,14 @@ def _disks(sim: Simulator, project: str, zone: str, name: str, body: dict) -> tu
         if init:
             field = f"resource.disks[{i}].initializeParams"
             image = _image(sim, project, init.get("sourceImage", ""), f"{field}.sourceImage")
-            kind = disk_type(sim, project, zone, init.get("diskType"), f"{field}.diskType")
+            kind = disk_type(
+                sim, project, zone, init.get("diskType"), f"{field}.diskType", catalog.default_disk_type(machine)
+            )
+            if machine.startswith("g2-") and kind not in catalog.G2_DISK_TYPES:
+                # G2's disk types: https://cloud.google.com/compute/docs/accelerator-optimized-machines (G2);
+                # the text is Compute's, as it answers pd-standard on machine series without it
+                # ("[pd-standard, n4-standard-2] features are not compatible for creating instance.").
+                raise errors.bad_request(f"[{kind}, {machine}] features are not compatible for creating instance.")
             size = int(init.get("diskSizeGb") or image["diskSizeGb"])
             if size < int(image["diskSizeGb"]):
                 raise errors.invalid_field(
@@ -257,7 +269,7 @@ def insert(sim: Simulator, req: Request) -> dict:
             raise errors.already_exists(f"projects/{project}/zones/{zone}/instances/{name}")
         machine = _machine(sim, zone, body.get("machineType"))
         accs = _accelerators(sim, project, zone, body, machine)
-        attached, new_disks, image = _disks(sim, project, zone, name, body)
+        attached, new_disks, image = _disks(sim, project, zone, name, body, machine.name)
         if image and machine.name.startswith("g2-"):
             if image["_project"] in catalog.G2_INCOMPATIBLE_IMAGE_PROJECTS or image["architecture"] != "X86_64":
                 raise errors.bad_request(
@@ -270,6 +282,8 @@ def insert(sim: Simulator, req: Request) -> dict:
             "provisioningModel": "STANDARD",
             **{k: v for k, v in (body.get("scheduling") or {}).items() if v not in ([], None)},
         }
+        # GPU VMs cannot live-migrate, so onHostMaintenance must be TERMINATE (paraphrased from
+        # https://cloud.google.com/compute/docs/gpus/gpu-host-maintenance); the error text is Compute's.
         if accs and scheduling["onHostMaintenance"] != "TERMINATE":
             raise errors.bad_request("Instances with guest accelerators do not support live migration.")
 

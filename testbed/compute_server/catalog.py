@@ -82,7 +82,17 @@ MACHINE_TYPES = {
 }
 
 SSD_DISK_TYPES = ("pd-ssd", "pd-balanced")
-DISK_TYPES = ("pd-standard", "pd-balanced", "pd-ssd")
+HYPERDISK_TYPES = ("hyperdisk-balanced", "hyperdisk-ml", "hyperdisk-throughput")
+DISK_TYPES = ("pd-standard", "pd-balanced", "pd-ssd", *HYPERDISK_TYPES)
+# G2 supports pd-balanced, pd-ssd, hyperdisk-ml and hyperdisk-throughput, not pd-standard:
+# https://cloud.google.com/compute/docs/accelerator-optimized-machines (G2 "Supported disk types").
+G2_DISK_TYPES = ("pd-balanced", "pd-ssd", "hyperdisk-ml", "hyperdisk-throughput")
+
+
+def default_disk_type(machine: str) -> str:
+    """The type of a disk created without diskType (AttachedDiskInitializeParams.diskType in compute.v1.json:
+    pd-standard for first and second generation series; G2 is not named there, pd-balanced assumed)."""
+    return "pd-balanced" if machine.startswith("g2-") else "pd-standard"
 
 # Regional quota limits a fresh project starts with (SSD_TOTAL_GB as in the guide, B-16).
 DEFAULT_QUOTA_LIMITS = {

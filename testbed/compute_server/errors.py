@@ -28,8 +28,10 @@ _STATUS = {
 class ApiError(Exception):
     """A synchronous error: the request is refused before any operation exists."""
 
-    def __init__(self, code: int, reason: str, message: str, *, domain: str = "global", **extra):
+    def __init__(self, code: int, reason: str, message: str, *, domain: str = "global",
+                 details: list | None = None, **extra):
         super().__init__(message)
+        self.details = details or []  # google.rpc details (@type entries), as Google's newer errors carry
         self.code = code
         self.reason = reason
         self.message = message
@@ -38,7 +40,7 @@ class ApiError(Exception):
 
     def body(self) -> dict:
         item = {"message": self.message, "domain": self.domain, "reason": self.reason, **self.extra}
-        return {
+        out = {
             "error": {
                 "code": self.code,
                 "message": self.message,
@@ -46,6 +48,9 @@ class ApiError(Exception):
                 "status": _STATUS.get(self.code, "UNKNOWN"),
             }
         }
+        if self.details:
+            out["error"]["details"] = self.details
+        return out
 
 
 class OpFailure(Exception):

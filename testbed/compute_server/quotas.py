@@ -31,6 +31,8 @@ def instance_needs(instance: dict) -> Counter:
 
 
 def disk_needs(disk_type: str, size_gb: int) -> Counter:
+    if last(disk_type) in catalog.HYPERDISK_TYPES:  # Hyperdisk has quotas of its own, not modelled here
+        return Counter()
     metric = "SSD_TOTAL_GB" if last(disk_type) in catalog.SSD_DISK_TYPES else "DISKS_TOTAL_GB"
     return Counter({metric: int(size_gb)})
 

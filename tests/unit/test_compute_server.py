@@ -143,7 +143,8 @@ def test_404_and_409_reach_the_client_with_the_real_shape(api):
 # -- instances ----------------------------------------------------------------------------------
 
 
-def test_instance_insert_runs_with_address_tags_and_gpu(api):
+def test_instance_insert_runs_with_address_tags_and_gpu(api, server):
+    server.sim.set_faults(op_pending_s=0.5)  # the wait starts while PENDING even on a busy machine
     seen = []
     op = api.instances.insert(project=PROJECT, zone=ZONE, instance_resource=vm())
     assert op.zone.endswith(f"/zones/{ZONE}") and op.operation_type == "insert"
@@ -167,7 +168,7 @@ def test_instance_insert_runs_with_address_tags_and_gpu(api):
 
 
 def test_instance_goes_provisioning_staging_running(server, api):
-    server.sim.set_faults(op_pending_s=0.1, op_running_s=0.4)
+    server.sim.set_faults(op_pending_s=0.4, op_running_s=0.8)  # several polls per state on a busy machine
     op = api.instances.insert(project=PROJECT, zone=ZONE, instance_resource=vm())
     statuses, op_statuses = [], []
     deadline = time.monotonic() + 10
@@ -230,7 +231,8 @@ def test_disk_in_use_cannot_be_deleted(api):
 
 
 def test_same_request_id_gives_the_same_operation(server, api):
-    req = {"project": PROJECT, "zone": ZONE, "instance_resource": vm(), "request_id": "a6c3b1f0-retry-test"}
+    retry_id = "6f1c2d1e-8b7a-4c55-9a43-2b1f0e9d7c11"
+    req = {"project": PROJECT, "zone": ZONE, "instance_resource": vm(), "request_id": retry_id}
     first = api.instances.raw.insert_unary(request=req)
     again = api.instances.raw.insert_unary(request=req)
     assert first.name == again.name
