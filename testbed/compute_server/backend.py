@@ -28,6 +28,9 @@ class Backend(Protocol):
 
     def delete(self, instance: dict) -> None: ...
 
+    # Optional: `guest_attributes(instance) -> [{"namespace", "key", "value"}]`, what the VM's guest agent
+    # publishes (its SSH host keys under namespace "hostkeys"); without it getGuestAttributes finds none.
+
 
 class DocumentationBackend:
     """Hands out addresses from 203.0.113.0/24 (TEST-NET-3): nothing ever answers there."""

@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import ValidationError
 
-from . import api_catalog, api_disks, api_firewalls, api_instances, api_operations, errors, routes, strict  # noqa: F401
+from . import api_catalog, api_disks, api_firewalls, api_instances, api_operations, api_projects, errors, routes, strict  # noqa: F401, E501
 from .backend import Backend
 from .faults import Faults
 from .sim import Simulator
