@@ -27,13 +27,13 @@ def _bad(message: str, field: str) -> errors.ApiError:
     )  # fmt: skip
 
 
-def _error(problem: contract.Problem) -> errors.ApiError:
+def _error(problem: contract.Problem, query: dict[str, str]) -> errors.ApiError:
     field = f"resource.{problem.field}" if problem.field and problem.kind in ("unknown", "type", "enum") else None
     if problem.kind == "unknown":
         # Google's text for an unknown body key: Invalid JSON payload received. Unknown name "x" at 'y': Cannot
         # find field. (seen verbatim in Google API error reports; "at" names the parent message).
-        parent, _, name = _proto_name(problem.field).rpartition(".")
-        at = f"resource.{parent}" if parent else "resource"
+        parent, _, name = problem.field.rpartition(".")  # the unknown name as sent, its parent as proto names it
+        at = f"resource.{_proto_name(parent)}" if parent else "resource"
         if problem.field == "resource":
             at, name = "resource", "resource"
         return _bad(f"Invalid JSON payload received. Unknown name \"{name}\" at '{at}': Cannot find field.", at)
@@ -51,7 +51,7 @@ def _error(problem: contract.Problem) -> errors.ApiError:
         # reference page, e.g. https://cloud.google.com/compute/docs/reference/rest/v1/instances/insert);
         # the wording around it is Compute's "Invalid value for field" form, paraphrased.
         return errors.invalid_field(
-            "requestId", problem.detail.split("'")[1] if "'" in problem.detail else "",
+            "requestId", query.get("requestId", ""),
             "The request ID must be a valid UUID with the exception that zero UUID is not supported "
             "(00000000-0000-0000-0000-000000000000).",
         )  # fmt: skip
@@ -68,4 +68,4 @@ def check(http_method: str, path: str, query: dict[str, str], body) -> None:
     """Raise the first problem as Google's 400 (or 404 for a path no method has)."""
     problems = contract.check(http_method, path, query, body)
     if problems:
-        raise _error(problems[0])
+        raise _error(problems[0], query)

@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from compute_contract import violations
 from google.cloud import compute_v1
 
 from runbook import gcp
@@ -20,7 +21,6 @@ from runbook.cloud import vm as cloud_vm
 from testbed.compute_server import ComputeServer, contract
 
 from compute_api import FAST, POLICY
-from compute_contract import violations
 
 pytestmark = pytest.mark.contract
 
@@ -142,7 +142,7 @@ def test_a_broken_field_in_the_vm_body_is_recorded_as_a_violation(compute_reques
         status, answer = _send(srv.url, "POST", broken, "requestId=" + RID["requestId"])
     assert status == 400 and answer["error"]["status"] == "INVALID_ARGUMENT"
     assert answer["error"]["message"] == (
-        "Invalid JSON payload received. Unknown name \"restart_on_failure\" at 'resource.scheduling': "
+        "Invalid JSON payload received. Unknown name \"restartOnFailure\" at 'resource.scheduling': "
         "Cannot find field.")
     assert answer["error"]["details"][0]["@type"] == "type.googleapis.com/google.rpc.BadRequest"
     assert violations(compute_requests) == [
