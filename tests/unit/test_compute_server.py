@@ -704,7 +704,8 @@ class KeyBackend:
 
 
 def test_guest_attributes_publish_host_keys_when_enabled():
-    room = {"quota_limits": {"NVIDIA_L4_GPUS": 4}, "project_quota_limits": {"GPUS_ALL_REGIONS": 4}}
+    room = {"quota_limits": {"NVIDIA_L4_GPUS": 4, "SSD_TOTAL_GB": 1000},
+            "project_quota_limits": {"GPUS_ALL_REGIONS": 4}}
     with ComputeServer(faults={**FAST, **room}, backend=KeyBackend()) as srv:
         api = gcp.clients(srv.url, policy=POLICY)
         create_vm(api)
