@@ -12,6 +12,7 @@ from pathlib import Path
 
 import invoke
 import pytest
+from compute_contract import read_recording, violations
 from pydantic import SecretStr
 from rich.console import Console
 
@@ -24,6 +25,7 @@ from runbook.engine.results import CHANGED, FAILED, OK
 from runbook.errors import RunbookError
 from testbed import local_api, sandbox
 from testbed.compute_server import ComputeServer
+from testbed.sandbox.naming import SSH_USER
 from testbed.sandbox.paths import client_key
 from testbed.sandbox_backend import SandboxBackend
 
@@ -49,7 +51,9 @@ def _config(root: Path) -> Config:
     return Config(settings=settings, root=root, secrets=Secrets(vllm_api_key=SecretStr("k"), ocr_api=SecretStr("o")))
 
 
-def test_vm_through_the_local_api_is_a_sandbox_host(project: Path):
+def test_vm_through_the_local_api_is_a_sandbox_host(project: Path, monkeypatch):
+    recording = project / "requests.jsonl"  # the server runs in its own process: it records to this file
+    monkeypatch.setenv("L4RB_COMPUTE_RECORD", str(recording))
     config = str(project / "hosts.toml")
     c = invoke.Context()
     before = {h.name for h in sandbox.status()}
@@ -79,6 +83,9 @@ def test_vm_through_the_local_api_is_a_sandbox_host(project: Path):
     assert gone[0].count(CHANGED) == 1
     assert host.name not in {h.name for h in sandbox.status()} and state.instances(project) == []
     assert tasks_cloud.cleanup(c, config=config, delete=True, yes=True)[0].count(CHANGED) == 0
+
+    sent = read_recording(recording)
+    assert len(sent) > 20 and violations(sent) == []  # every request checked against compute.v1.json
 
 
 def _gcp_toml(url: str, user: str) -> str:
@@ -112,7 +119,7 @@ def test_host_key_published_by_the_vm_is_pinned_and_a_changed_key_is_refused(san
     before = {h.name for h in sandbox.status()}
     with ComputeServer(faults={"op_pending_s": 0.2, "op_running_s": 0.5}, backend=backend) as server:
         try:
-            (tmp_path / "hosts.toml").write_text(_gcp_toml(server.url, "root"))
+            (tmp_path / "hosts.toml").write_text(_gcp_toml(server.url, SSH_USER))
             results, text = _run_vm(tmp_path)
             assert results[0].status == CHANGED, text
             (host,) = [h for h in sandbox.status() if h.name not in before]
@@ -129,7 +136,8 @@ def test_host_key_published_by_the_vm_is_pinned_and_a_changed_key_is_refused(san
                 transport.close()
 
             # The host's key changes behind the API's back: SSH refuses the unpinned key.
-            host.ssh("rm -f /etc/ssh/ssh_host_*key* && ssh-keygen -A >/dev/null && systemctl restart ssh", timeout=60)
+            host.ssh("sudo sh -c 'rm -f /etc/ssh/ssh_host_*key* && ssh-keygen -A >/dev/null && systemctl restart ssh'",
+                     timeout=60)
             with pytest.raises(RunbookError) as refused:
                 transport = _connect(tmp_path)
                 transport.run("hostname")
