@@ -68,6 +68,16 @@ class Strict(BaseModel):
 PLACEHOLDER_PROJECT = "your-project-id"
 
 
+# The access scopes `gcloud compute instances create` gives the default service account when --scopes is not
+# given: its `default` alias (https://cloud.google.com/sdk/gcloud/reference/compute/instances/create, --scopes).
+GCLOUD_DEFAULT_SCOPES = [f"https://www.googleapis.com/auth/{s}" for s in (
+    "devstorage.read_only", "logging.write", "monitoring.write", "pubsub", "service.management.readonly",
+    "servicecontrol", "trace.append")]
+# G2 boot disks: pd-balanced, pd-ssd, hyperdisk-ml, hyperdisk-throughput; no pd-standard
+# (https://cloud.google.com/compute/docs/accelerator-optimized-machines, G2 machine series).
+G2_DISK_TYPES = ("pd-balanced", "pd-ssd", "hyperdisk-ml", "hyperdisk-throughput")
+
+
 class GcpConfig(Strict):
     """Guide sections 1, 2 and 8: where the VM lives."""
 
@@ -81,7 +91,7 @@ class GcpConfig(Strict):
     image_project: Name = "ubuntu-os-accelerator-images"
     image_family: Name = "ubuntu-accelerator-2204-amd64-with-nvidia-580"
     boot_disk_gb: Annotated[int, Field(ge=10, le=65536)] = 200
-    boot_disk_type: Literal["pd-ssd", "pd-balanced", "pd-standard"] = "pd-ssd"
+    boot_disk_type: Literal["pd-ssd", "pd-balanced", "pd-standard", "hyperdisk-ml", "hyperdisk-throughput"] = "pd-ssd"
     network: Name = "default"
     tags: list[Name] = ["ai-server", "monitoring"]
     # Empty: Google's endpoint with Application Default Credentials.
@@ -92,6 +102,20 @@ class GcpConfig(Strict):
     guest_attributes: bool = True
     # Longest wait for one operation (create, start, stop, delete), in seconds.
     operation_timeout: Annotated[int, Field(ge=30, le=7200)] = 900
+    # The VM's service account as the guide's gcloud create attaches it: "default" (the project's Compute Engine
+    # default service account), an account's email, or "none" (no account, like --no-service-account).
+    service_account: str = "default"
+    scopes: list[str] = GCLOUD_DEFAULT_SCOPES
+
+    @model_validator(mode="after")
+    def _g2_disk_type(self) -> GcpConfig:
+        if self.machine_type.startswith("g2-") and self.boot_disk_type not in G2_DISK_TYPES:
+            raise ValueError(
+                f"boot_disk_type {self.boot_disk_type!r} cannot be used with {self.machine_type}: G2 machines support "
+                f"{', '.join(G2_DISK_TYPES)} (Compute Engine, accelerator-optimized machines), so the create would "
+                "fail. Use \"pd-balanced\" or \"pd-ssd\"."
+            )
+        return self
 
 
 class FirewallRule(Strict):

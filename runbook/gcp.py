@@ -1,8 +1,9 @@
 """The runbook's only door to Compute Engine: clients, retries, waits, clear errors.
 
-* `clients(endpoint)` builds the REST clients the tasks use. With an endpoint
-  (the local compute server) they talk plain HTTP with anonymous credentials;
-  without one they use Application Default Credentials against Google.
+* `clients(endpoint)` builds the REST clients the tasks use, all sharing one
+  credentials object. With an endpoint (the local compute server) they talk plain
+  HTTP with anonymous credentials (https is required unless it is a loopback
+  address); without one, Application Default Credentials are looked up once.
 * Every client call goes through one tenacity policy: transient failures
   (429, 500, 502, 503, 504, connection resets, timeouts) are retried with
   bounded exponential backoff and jitter, a cap on attempts and on time.
@@ -18,6 +19,7 @@
 from __future__ import annotations
 
 import inspect
+import ipaddress
 import logging
 import random
 import re
@@ -26,7 +28,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
+import google.auth
 import requests
 import tenacity
 from google.api_core import exceptions as gexc
@@ -44,6 +48,7 @@ SERVICES: dict[str, type] = {
     "accelerator_types": compute_v1.AcceleratorTypesClient,
     "regions": compute_v1.RegionsClient,
     "disks": compute_v1.DisksClient,
+    "projects": compute_v1.ProjectsClient,
     "zone_operations": compute_v1.ZoneOperationsClient,
     "global_operations": compute_v1.GlobalOperationsClient,
 }
@@ -79,8 +84,18 @@ def _reasons(exc: gexc.GoogleAPICallError) -> list[str]:
     return out
 
 
+def is_stockout(exc: BaseException) -> bool:
+    """ZONE_RESOURCE_POOL_EXHAUSTED[_WITH_DETAILS] answered at once (HTTP 503): another zone, not a retry."""
+    if not isinstance(exc, gexc.GoogleAPICallError):
+        return False
+    return any(r.startswith("ZONE_RESOURCE_POOL_EXHAUSTED") for r in _reasons(exc)) or (
+        "does not have enough resources available" in _api_message(exc))
+
+
 def is_transient(exc: BaseException) -> bool:
     """Worth retrying: the same request may well succeed in a moment."""
+    if is_stockout(exc):
+        return False
     if isinstance(exc, _TRANSIENT_API + _TRANSIENT_IO):
         return True
     if isinstance(exc, gexc.Forbidden):  # Compute's older rate limiting answers 403
@@ -205,6 +220,7 @@ class Clients:
     accelerator_types: Retried
     regions: Retried
     disks: Retried
+    projects: Retried
     zone_operations: Retried
     global_operations: Retried
     endpoint: str | None = None
@@ -227,18 +243,39 @@ def bearer(token: str) -> Any:
     return Credentials(token=token)
 
 
+LOOPBACK_NAMES = ("localhost",)
+
+
+def check_endpoint(url: str) -> str:
+    """An api_endpoint must be https, unless it is a loopback address (the local Compute server):
+    credentials and the whole VM description travel over it."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return url
+    host = parts.hostname or ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host in LOOPBACK_NAMES
+    if parts.scheme == "http" and loopback:
+        return url
+    raise ValueError(f"api_endpoint {url!r} must be an https:// URL (plain http only to a loopback address)")
+
+
 def clients(cfg_endpoint: str | None, credentials: Any = None, *, policy: RetryPolicy | None = None) -> Clients:
-    """REST clients for every service the runbook uses.
+    """REST clients for every service the runbook uses, all sharing one credentials object.
 
     `cfg_endpoint` like "http://127.0.0.1:8787" selects the local compute server
     (anonymous credentials unless others are given); None means Google itself
-    with Application Default Credentials.
+    with Application Default Credentials, looked up once here rather than once per client.
     """
     policy = policy or RetryPolicy()
     options = None
     if cfg_endpoint:
-        options = ClientOptions(api_endpoint=cfg_endpoint.rstrip("/"))
+        options = ClientOptions(api_endpoint=check_endpoint(cfg_endpoint).rstrip("/"))
         credentials = credentials or AnonymousCredentials()
+    elif credentials is None:
+        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
     built = {
         name: Retried(cls(credentials=credentials, transport="rest", client_options=options), policy)
         for name, cls in SERVICES.items()
@@ -336,6 +373,7 @@ _QUOTA = re.compile(
 )
 _RESOURCE = re.compile(r"The resource '(?P<path>[^']+)'")
 _ZONE = re.compile(r"zones/(?P<zone>[a-z0-9-]+)")
+_DISK_TYPE = re.compile(r"\[(?P<disk>pd-standard|pd-extreme|hyperdisk-[a-z-]+), (?P<machine>[a-z0-9-]+)\] features")
 _FAMILY = re.compile(r"projects/(?P<project>[^/']+)/global/images/family/(?P<family>[^/']+)")
 
 
@@ -348,30 +386,42 @@ def _api_message(exc: gexc.GoogleAPICallError) -> str:
 
 
 def _quota(metric: str, limit: str, region: str | None) -> str:
-    where = f"in region {region}" if region else "across all regions"
-    head = f"Quota exceeded: {metric} is limited to {float(limit):g} {where}."
-    if metric.endswith("TOTAL_GB"):
-        filt = f' --filter="zone:{region}"' if region else ""
+    if not region:  # a project-wide limit (GPUS_ALL_REGIONS, CPUS_ALL_REGIONS): no zone or region escapes it
         return (
-            f"{head} Existing disks already hold that space: list them with `gcloud compute disks list{filt} "
-            '--format="table(name,sizeGb,status,users)"` and delete unused ones, choose a smaller boot disk, '
-            f"or request a higher {metric} quota (Console: IAM & Admin > Quotas)."
+            f"Quota exceeded: {metric} is a project-wide limit ({float(limit):g}, across all regions), so another "
+            f"zone or region cannot help. Request a higher {metric} quota (Console: IAM & Admin > Quotas, "
+            f"filter {metric}); new projects often start GPUS_ALL_REGIONS at 0."
+        )
+    head = f"Quota exceeded: {metric} is limited to {float(limit):g} in region {region}."
+    if metric.endswith("TOTAL_GB"):
+        return (
+            f"{head} Existing disks already hold that space: list them with `gcloud compute disks list "
+            f'--filter="zone:{region}" --format="table(name,sizeGb,status,users)"` and delete unused ones, choose a '
+            f"smaller boot disk, or request a higher {metric} quota (Console: IAM & Admin > Quotas)."
         )
     return (
-        f"{head} Stop or delete other VMs {where}, use another region, "
+        f"{head} Stop or delete other VMs in region {region}, use another region, "
         f"or request a higher {metric} quota (Console: IAM & Admin > Quotas)."
     )
 
 
-def _stockout(message: str, details: list) -> str:
+def zones_available(exc: BaseException | None) -> list[str]:
+    """The zones a stockout error says have capacity now: errorInfo metadata `zonesAvailable`, from an
+    operation's errorDetails or a synchronous 503's google.rpc.ErrorInfo (empty when not given)."""
+    found = ""
+    if isinstance(exc, OperationError):
+        for e in exc.errors:
+            for d in e.error_details:
+                info = getattr(d, "error_info", None)
+                found = found or (dict(info.metadatas).get("zonesAvailable", "") if info else "")
+    elif isinstance(exc, gexc.GoogleAPICallError):
+        found = (exc.metadata or {}).get("zonesAvailable", "") if isinstance(exc.metadata, dict) else ""
+    return [z.strip() for z in found.split(",") if z.strip()]
+
+
+def _stockout(message: str, available: list[str]) -> str:
     zone = next(iter(_ZONE.findall(message)), None)
-    available = ""
-    for d in details:
-        info = getattr(d, "error_info", None)
-        metadatas = dict(getattr(info, "metadatas", {}) or {}) if info else {}
-        zone = zone or metadatas.get("zone")
-        available = available or metadatas.get("zonesAvailable", "")
-    hint = f" Zones with capacity right now: {available.replace(',', ', ')}." if available else ""
+    hint = f" Zones with capacity right now: {', '.join(available)}." if available else ""
     return (
         f"Zone {zone or '?'} has no capacity for this VM right now (resource pool exhausted, not a quota "
         f"problem).{hint} Pick another zone that offers the GPU (`gcloud compute accelerator-types list "
@@ -379,13 +429,18 @@ def _stockout(message: str, details: list) -> str:
     )
 
 
-def _by_message(message: str, details: list | None = None) -> str | None:
+def _by_message(message: str, available: list[str] | None = None) -> str | None:
     """Explanations keyed on the message text, shared by sync errors and operation errors."""
-    details = details or []
     if m := _QUOTA.search(message):
         return _quota(m["metric"], m["limit"], m["region"])
     if "does not have enough resources available" in message:
-        return _stockout(message, details)
+        return _stockout(message, available or [])
+    if m := _DISK_TYPE.search(message):
+        return (
+            f"Disk type {m['disk']} cannot be used with {m['machine']}: G2 machines take pd-balanced, pd-ssd, "
+            "hyperdisk-ml or hyperdisk-throughput, not pd-standard (Compute Engine docs, accelerator-optimized "
+            f"machines, G2). Set gcp.boot_disk_type = \"pd-balanced\" or \"pd-ssd\". API said: {message}"
+        )
     if "features are not compatible" in message:
         if "deeplearning" in message or "common-cu" in message or "pytorch" in message:
             return (
@@ -423,12 +478,11 @@ def explain(exc: BaseException) -> str:
         )
     if isinstance(exc, OperationError):
         messages = "; ".join(e.message for e in exc.errors) or str(exc)
-        details = [d for e in exc.errors for d in e.error_details]
-        known = _by_message(messages, details)
+        known = _by_message(messages, zones_available(exc))
         if known:
             return known
         if exc.code.startswith("ZONE_RESOURCE_POOL_EXHAUSTED"):
-            return _stockout(messages, details)
+            return _stockout(messages, zones_available(exc))
         return f"Operation {exc.operation.operation_type} failed ({exc.code}): {messages}"
     if isinstance(exc, gexc.GoogleAPICallError):
         return _explain_api(exc)
@@ -448,7 +502,7 @@ def explain(exc: BaseException) -> str:
 def _explain_api(exc: gexc.GoogleAPICallError) -> str:
     message = _api_message(exc)
     reasons = _reasons(exc)
-    known = _by_message(message)
+    known = _by_message(message, zones_available(exc))
     if known:
         return known
     path_match = _RESOURCE.search(message)

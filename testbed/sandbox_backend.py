@@ -82,6 +82,21 @@ class SandboxBackend:
             if self._known(mapping, name):
                 self.sandbox.poweroff(name)
 
+    def guest_attributes(self, instance: dict) -> list[dict]:
+        """The VM's real SSH host keys, as its guest agent publishes them under `hostkeys/` (key = key type,
+        value = base64 key): read from the host's own /etc/ssh, the files its sshd serves."""
+        with self._mapping() as mapping:
+            name = mapping.get(_key(instance))
+        host = next((h for h in self.sandbox.status() if h.name == name), None) if name else None
+        if host is None or host.root is None:
+            return []
+        out = []
+        for pub in sorted((Path(host.root) / "etc/ssh").glob("ssh_host_*_key.pub")):
+            parts = pub.read_text().split()
+            if len(parts) >= 2:
+                out.append({"namespace": "hostkeys", "key": parts[0], "value": parts[1]})
+        return out
+
     def delete(self, instance: dict) -> None:
         with self._mapping() as mapping:
             name = mapping.pop(_key(instance), None)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from compute_contract import compute_requests  # noqa: F401 - autouse: every Compute request checked
 
 TEST_STATE_ROOT = Path("/var/lib/l4-runbook/test-sandbox")
 SANDBOX_FIXTURES = {"sandbox_state_dir", "sandbox_host", "sandbox_hosts"}

@@ -112,10 +112,22 @@ def disk_metric(disk_type: str) -> str:
     return "SSD_TOTAL_GB" if disk_type in SSD_TYPES else "DISKS_TOTAL_GB"
 
 
+# Project-wide GPU quota: every GPU in every region counts against it, next to the regional one
+# ("Allocation quotas", https://cloud.google.com/compute/resource-usage); read from projects.get.
+GLOBAL_GPU_METRIC = "GPUS_ALL_REGIONS"
+
+
+def project_info(ctx: CloudContext):
+    """projects.get, once per run: the project-wide quotas and the common instance metadata."""
+    if "project" not in ctx.notes:
+        ctx.notes["project"] = ctx.api.projects.get(project=ctx.project)
+    return ctx.notes["project"]
+
+
 @dataclass(frozen=True)
 class Shortfall:
     metric: str
-    region: str
+    region: str  # "" for a project-wide quota
     limit: float
     usage: float
     need: float
@@ -123,6 +135,15 @@ class Shortfall:
 
     def message(self, ctx: CloudContext) -> str:
         g = ctx.settings.gcp
+        if not self.region:
+            held = f" In use by: {'; '.join(self.users)}." if self.users else ""
+            return (
+                f"Quota {self.metric} (project-wide, all regions) is too small for this VM: limit {self.limit:g}, "
+                f"{self.usage:g} already in use, the VM needs {self.need:g} more.{held} This limit is for the whole "
+                f"project, so another zone or region does not help: request a higher {self.metric} quota "
+                f"(Console: IAM & Admin > Quotas, filter {self.metric}; new projects often start at 0). "
+                "Nothing was created."
+            )
         head = (f"Quota {self.metric} in region {self.region} is too small for this VM: limit {self.limit:g}, "
                 f"{self.usage:g} already in use, the VM needs {self.need:g} more")
         held = f"In use by: {'; '.join(self.users)}." if self.users else "Nothing listed holds it (usage may lag)."
@@ -142,14 +163,20 @@ class Shortfall:
 
 @dataclass(frozen=True, kw_only=True)
 class QuotaStep(ResourceStep):
-    """Regional quota for the boot disk (SSD_TOTAL_GB, B-16) and the GPUs, per candidate region."""
+    """Quota: project-wide GPUs (GPUS_ALL_REGIONS), then per candidate region the boot disk (SSD_TOTAL_GB,
+    B-16) and the GPUs."""
 
-    calls: ClassVar[str] = "regions.get, disks/instances.aggregatedList (reads)"
+    calls: ClassVar[str] = "projects.get, regions.get, disks/instances.aggregatedList (reads)"
 
     def read(self, ctx: CloudContext):
         if _exists(ctx):
             return None
         g = ctx.settings.gcp
+        project_wide = None
+        q = next((q for q in project_info(ctx).quotas if q.metric == GLOBAL_GPU_METRIC), None)
+        if q is not None and q.usage + g.accelerator_count > q.limit:
+            project_wide = Shortfall(GLOBAL_GPU_METRIC, "", q.limit, q.usage, g.accelerator_count,
+                                     self._users(ctx, GLOBAL_GPU_METRIC, ""))
         need = {disk_metric(g.boot_disk_type): g.boot_disk_gb, gpu_metric(g.accelerator_type): g.accelerator_count}
         candidates = ctx.notes.get("candidates", configured_zones(ctx))
         short: dict[str, list[Shortfall]] = {}
@@ -160,8 +187,8 @@ class QuotaStep(ResourceStep):
                 if q is not None and q.usage + amount > q.limit:
                     short.setdefault(region, []).append(
                         Shortfall(metric, region, q.limit, q.usage, amount, self._users(ctx, metric, region)))
-        ctx.notes["candidates"] = [z for z in candidates if region_of(z) not in short]
-        return {"candidates": candidates, "short": short}
+        ctx.notes["candidates"] = [z for z in candidates if region_of(z) not in short and not project_wide]
+        return {"candidates": candidates, "short": short, "project_wide": project_wide}
 
     def _users(self, ctx: CloudContext, metric: str, region: str) -> list[str]:
         """What holds the quota: the disks (B-16) or the running VMs with GPUs."""
@@ -178,14 +205,18 @@ class QuotaStep(ResourceStep):
         for scope, scoped in ctx.api.instances.aggregated_list(request={"project": ctx.project}):
             for i in scoped.instances:
                 gpus = sum(a.accelerator_count for a in i.guest_accelerators
-                           if gpu_metric(last(a.accelerator_type)) == metric)
-                if region_of(last(scope)) == region and gpus and i.status not in ("TERMINATED", "STOPPED"):
+                           if metric == GLOBAL_GPU_METRIC or gpu_metric(last(a.accelerator_type)) == metric)
+                here = not region or region_of(last(scope)) == region  # "" : every region (project-wide)
+                if here and gpus and i.status not in ("TERMINATED", "STOPPED", "SUSPENDED"):
                     out.append(f"{i.name} ({last(scope)}, {gpus} GPU, {i.status})")
         return out
 
     def plan(self, fact, ctx: CloudContext) -> Plan:
         if fact is None:
             return Plan(False, _exists(ctx))
+        if fact.get("project_wide"):
+            s = fact["project_wide"]
+            return Plan(False, f"{s.metric} quota exceeded (project-wide)", error=s.message(ctx))
         short = fact["short"]
         left = [z for z in fact["candidates"] if region_of(z) not in short]
         messages = [s.message(ctx) for shortfalls in short.values() for s in shortfalls]

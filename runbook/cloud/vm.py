@@ -8,7 +8,6 @@ difference from the settings is reported as drift for a person to decide on.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -22,7 +21,7 @@ from ..engine.steps import Plan
 from ..errors import RunbookError
 from . import hostkeys, state
 from .context import CloudContext
-from .instances import STOPPED, configured_zones, get, last, locate, nat_ip, settle, zone_of
+from .instances import STOPPED, configured_zones, get, last, locate, nat_ip, region_of, settle, zone_of
 from .preflight import ImageStep, QuotaStep, ZonesStep
 from .steps import ResourceStep
 
@@ -70,7 +69,17 @@ def body(ctx: CloudContext, zone: str) -> compute_v1.Instance:
             access_configs=[compute_v1.AccessConfig(name="External NAT", type_="ONE_TO_ONE_NAT")])],
         metadata=compute_v1.Metadata(items=items),
         labels={"managed-by": "l4-runbook"},
+        service_accounts=service_accounts(ctx),
     )
+
+
+def service_accounts(ctx: CloudContext) -> list[compute_v1.ServiceAccount]:
+    """As `gcloud compute instances create` attaches them (guide 2-3): the default Compute Engine service account
+    ("default" names it in the API) with gcloud's default scopes, unless gcp.service_account says otherwise."""
+    g = ctx.settings.gcp
+    if g.service_account == "none":
+        return []
+    return [compute_v1.ServiceAccount(email=g.service_account, scopes=list(g.scopes))]
 
 
 def desired_shape(ctx: CloudContext) -> dict[str, str]:
@@ -96,26 +105,30 @@ def _create_diff(ctx: CloudContext, zones: list[str]) -> str:
 
 
 def _is_stockout(exc: BaseException) -> bool:
-    text = str(exc)
+    """Both codes (ZONE_RESOURCE_POOL_EXHAUSTED and ..._WITH_DETAILS), in the operation or as an HTTP 503."""
     if isinstance(exc, gcp.OperationError):
-        return exc.code.startswith("ZONE_RESOURCE_POOL_EXHAUSTED") or "does not have enough resources" in text
-    return isinstance(exc, gexc.GoogleAPICallError) and (
-        "ZONE_RESOURCE_POOL_EXHAUSTED" in text or "does not have enough resources available" in text)
+        return exc.code.startswith("ZONE_RESOURCE_POOL_EXHAUSTED") or "does not have enough resources" in str(exc)
+    return gcp.is_stockout(exc)
 
 
 def _all_out(ctx: CloudContext, tried: list[str], last_exc: BaseException | None) -> str:
     g = ctx.settings.gcp
-    hint = ""
-    m = re.search(r"Zones with capacity right now: ([^.]+)\.", gcp.explain(last_exc)) if last_exc else None
-    if m:
-        others = [z for z in m.group(1).split(", ") if z not in tried]
-        hint = f" The API suggests {', '.join(others)}." if others else ""
+    others = [z for z in gcp.zones_available(last_exc) if z not in tried]
+    hint = f" The API suggests {', '.join(others)}." if others else ""
     return (
         f"No capacity for a {g.machine_type} with {g.accelerator_count} x {g.accelerator_type} in any configured "
         f"zone right now: {', '.join(tried)} all answered ZONE_RESOURCE_POOL_EXHAUSTED (a stockout, not a quota "
         f"problem).{hint} Add more zones that offer the GPU to gcp.fallback_zones (guide 2-2) or try again later. "
         "Nothing was created."
     )
+
+
+def _next_zones(ctx: CloudContext, left: list[str], exc: BaseException) -> tuple[list[str], list[str]]:
+    """The zones still to try, hinted ones first: a stockout's `zonesAvailable` (errorInfo metadata) names zones
+    with capacity now. A hinted zone outside the settings is used only in a region whose quota was checked."""
+    checked = {region_of(z) for z in [*left, *ctx.notes.get("candidates", configured_zones(ctx))]}
+    hinted = [z for z in gcp.zones_available(exc) if z in left or region_of(z) in checked]
+    return hinted, list(dict.fromkeys([*hinted, *left]))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,7 +174,9 @@ class InstanceStep(ResourceStep):
             raise RunbookError("no zone left to create the VM in (see the checks above)")
         tried: list[str] = []
         last_exc = None
-        for zone in zones:
+        queue = list(zones)
+        while queue:
+            zone = queue.pop(0)
             try:
                 op = ctx.api.instances.insert(project=ctx.project, zone=zone, instance_resource=body(ctx, zone))
                 ctx.wait(op, _label(ctx))
@@ -170,9 +185,12 @@ class InstanceStep(ResourceStep):
                     raise
                 tried.append(zone)
                 last_exc = exc
-                following = zones[len(tried):]
-                ctx.out.warn(f"{zone}: no {ctx.settings.gcp.accelerator_type} capacity right now "
-                             f"(ZONE_RESOURCE_POOL_EXHAUSTED)" + (f"; trying {following[0]}" if following else ""))
+                hinted, queue = _next_zones(ctx, [z for z in queue if z not in tried], exc)
+                queue = [z for z in queue if z not in tried]
+                why = f" (the API says {', '.join(hinted)} has capacity)" if hinted and queue else ""
+                code = exc.code if isinstance(exc, gcp.OperationError) else "HTTP 503, ZONE_RESOURCE_POOL_EXHAUSTED"
+                ctx.out.warn(f"{zone}: no {ctx.settings.gcp.accelerator_type} capacity right now ({code})"
+                             + (f"; trying {queue[0]}{why}" if queue else ""))
                 continue
             ctx.notes["created"] = True
             instance = get(ctx, zone)
@@ -244,6 +262,47 @@ class AddressStep(ResourceStep):
     def apply(self, plan: Plan, ctx: CloudContext) -> str:
         state.record(ctx.root, **plan.data)
         return f"{plan.data['address']} recorded in {state.path(ctx.root)}"
+
+
+def _metadata_value(items, key: str) -> str | None:
+    return next((item.value for item in items if item.key == key), None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OsLoginStep(ResourceStep):
+    """OS Login ignores ssh-keys metadata: said before anything waits for SSH.
+
+    With enable-oslogin=TRUE in the instance's or the project's metadata (the instance's value wins), the
+    VM takes keys from OS Login profiles only (https://cloud.google.com/compute/docs/oslogin, paraphrased),
+    so the key this runbook puts in ssh-keys metadata cannot log in."""
+
+    calls: ClassVar[str] = "projects.get (a read; the instance's metadata comes with the VM)"
+
+    def read(self, ctx: CloudContext):
+        instance = locate(ctx)
+        if instance is None or ctx.sandbox:
+            return None
+        from .preflight import project_info
+
+        own = _metadata_value(instance.metadata.items, "enable-oslogin")
+        common = _metadata_value(project_info(ctx).common_instance_metadata.items, "enable-oslogin")
+        value, where = (own, "instance") if own is not None else (common, "project")
+        return {"on": (value or "").strip().upper() == "TRUE", "where": where}
+
+    def plan(self, fact, ctx: CloudContext) -> Plan:
+        if fact is None:
+            return _after_create(ctx, "", "checked once the VM exists" if not ctx.sandbox else "not used (sandbox)")
+        if not fact["on"]:
+            return Plan(False, "off: ssh-keys metadata is used")
+        ssh, name = ctx.settings.ssh, ctx.settings.gcp.instance_name
+        ctx.out.warn(
+            f"OS Login is on for {name} (enable-oslogin=TRUE in the {fact['where']} metadata): the VM ignores the "
+            f"ssh-keys metadata, so {ssh.user} with {ssh.key_file or 'the configured key'} will be refused. Either "
+            f"turn it off for this VM (`gcloud compute instances add-metadata {name} --metadata "
+            "enable-oslogin=FALSE`), or add the key to your OS Login profile (`gcloud compute os-login ssh-keys add "
+            "--key-file KEY.pub`), grant roles/compute.osAdminLogin, and set ssh.user to the profile's POSIX user "
+            "name (`gcloud compute os-login describe-profile`).")
+        return Plan(False, f"OS Login on ({fact['where']} metadata): ssh-keys metadata ignored, see the warning")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -364,6 +423,7 @@ def steps(settings: Settings) -> list[ResourceStep]:
         InstanceStep(guide="2-3", title="VM exists and is running"),
         TagsStep(guide="B-5", title="network tags for the firewall rules"),
         AddressStep(guide="5-1", title="external IP recorded for the host tasks"),
+        OsLoginStep(guide="2-4", title="OS Login vs ssh-keys metadata"),
         HostKeyStep(guide="2-4", title="SSH host key pinned"),
         ShapeStep(guide="2-3", title="VM matches the settings (drift is reported)"),
     ]

@@ -6,15 +6,15 @@ SSD_TOTAL_GB), so quota is checked on insert and a disk in use cannot go.
 
 from __future__ import annotations
 
-from . import catalog, errors, quotas
+from . import catalog, errors, quotas, refs
 from .operations import OpContext, task
 from .routes import Request, aggregated, listing, route
 from .sim import Simulator
-from .store import last, public
+from .store import public
 
 
-def disk_type(sim: Simulator, project: str, zone: str, value: str | None, field: str) -> str:
-    name = last(value or "pd-standard")
+def disk_type(sim: Simulator, project: str, zone: str, value: str | None, field: str, default: str) -> str:
+    name = refs.zonal(value, field, zone, "diskTypes") if value else default
     if name not in catalog.DISK_TYPES:
         raise errors.invalid_field(field, value or "", f"Disk type '{name}' does not exist in zone '{zone}'.")
     return name
@@ -56,7 +56,7 @@ def insert(sim: Simulator, req: Request) -> dict:
     sim.require_zone(req.project, zone)
     name = body.get("name", "")
     sim.check_name("resource.name", name)
-    kind = disk_type(sim, req.project, zone, body.get("type"), "resource.type")
+    kind = disk_type(sim, req.project, zone, body.get("type"), "resource.type", "pd-standard")
     size = int(body.get("sizeGb") or 10)
     with sim.store.lock:
         proj = sim.store.project(req.project)

@@ -1,4 +1,5 @@
-"""VM instances: insert, get, list, aggregatedList, start, stop, delete, setTags.
+"""VM instances: insert, get, list, aggregatedList, start, stop, suspend, resume, delete, setTags,
+getGuestAttributes.
 
 Insert validates like the real service (machine type and GPU in the zone,
 image family, G2 vs Deep Learning VM images, live migration with GPUs), then
@@ -11,7 +12,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from . import catalog, errors, quotas
+from . import catalog, errors, quotas, refs
 from .api_catalog import find_image, latest_in_family
 from .api_disks import disk_type
 from .api_disks import find as find_disk
@@ -42,7 +43,9 @@ def _touch(inst: dict) -> None:
 
 
 def _machine(sim: Simulator, zone: str, value: str | None) -> catalog.MachineType:
-    name = last(value or "")
+    if not value:
+        raise errors.ApiError(400, "required", "Required field 'resource.machineType' not specified")
+    name = refs.zonal(value, "resource.machineType", zone, "machineTypes")
     machine = catalog.MACHINE_TYPES.get(name)
     if machine is None or (machine.accelerator and zone not in sim.accelerator_zones(machine.accelerator)):
         raise errors.invalid_field(
@@ -54,10 +57,11 @@ def _machine(sim: Simulator, zone: str, value: str | None) -> catalog.MachineTyp
 def _accelerators(sim: Simulator, project: str, zone: str, body: dict, machine) -> list[dict]:
     out = []
     for i, acc in enumerate(body.get("guestAccelerators") or []):
-        name = last(acc.get("acceleratorType", ""))
+        field = f"resource.guestAccelerators[{i}].acceleratorType"
+        name = refs.zonal(acc.get("acceleratorType", ""), field, zone, "acceleratorTypes")
         if name not in catalog.ACCELERATORS or zone not in sim.accelerator_zones(name):
             raise errors.invalid_field(
-                f"resource.guestAccelerators[{i}].acceleratorType",
+                field,
                 acc.get("acceleratorType", ""),
                 f"Accelerator type '{name}' does not exist in zone '{zone}'.",
             )
@@ -128,7 +132,9 @@ def _network_interfaces(sim: Simulator, project: str, zone: str, body: dict) -> 
     return nics
 
 
-def _disks(sim: Simulator, project: str, zone: str, name: str, body: dict) -> tuple[list, list, dict | None]:
+def _disks(
+    sim: Simulator, project: str, zone: str, name: str, body: dict, machine: str
+) -> tuple[list, list, dict | None]:
     """Attached-disk entries, new disk records, and the boot image."""
     given = body.get("disks") or []
     if not given:
@@ -141,7 +147,14 @@ def _disks(sim: Simulator, project: str, zone: str, name: str, body: dict) -> tu
         if init:
             field = f"resource.disks[{i}].initializeParams"
             image = _image(sim, project, init.get("sourceImage", ""), f"{field}.sourceImage")
-            kind = disk_type(sim, project, zone, init.get("diskType"), f"{field}.diskType")
+            kind = disk_type(
+                sim, project, zone, init.get("diskType"), f"{field}.diskType", catalog.default_disk_type(machine)
+            )
+            if machine.startswith("g2-") and kind not in catalog.G2_DISK_TYPES:
+                # G2's disk types: https://cloud.google.com/compute/docs/accelerator-optimized-machines (G2);
+                # the text is Compute's, as it answers pd-standard on machine series without it
+                # ("[pd-standard, n4-standard-2] features are not compatible for creating instance.").
+                raise errors.bad_request(f"[{kind}, {machine}] features are not compatible for creating instance.")
             size = int(init.get("diskSizeGb") or image["diskSizeGb"])
             if size < int(image["diskSizeGb"]):
                 raise errors.invalid_field(
@@ -214,13 +227,19 @@ def _capacity_failure(sim: Simulator, project: str, zone: str, machine: str, acc
         return None
     accelerator = last(accs[0]["acceleratorType"]) if accs else None
     attachment = f"{accelerator}:{accs[0]['acceleratorCount']}" if accs else ""
-    f = errors.stockout_failure(project, zone, machine, attachment, _available_zones(sim, zone, accelerator))
+    args = (project, zone, machine, attachment, _available_zones(sim, zone, accelerator))
+    form = {"code": sim.faults.stockout_code, "details": sim.faults.stockout_details}
+    if sim.faults.stockout_errors == "sync":
+        raise errors.stockout_error(*args, **form)
+    f = errors.stockout_failure(*args, **form)
     return {"code": f.code, "message": f.message, "http_status": f.http_status, "details": f.details}
 
 
 def _quota_failure(sim: Simulator, project: str, zone: str, need: Counter) -> dict | None:
     region = catalog.region_of(zone)
     over = quotas.exceeded(sim, sim.store.project(project), region, need)
+    if not over:
+        over, region = quotas.project_exceeded(sim, sim.store.project(project), need), None
     if not over:
         return None
     if sim.faults.quota_errors == "sync":
@@ -257,7 +276,7 @@ def insert(sim: Simulator, req: Request) -> dict:
             raise errors.already_exists(f"projects/{project}/zones/{zone}/instances/{name}")
         machine = _machine(sim, zone, body.get("machineType"))
         accs = _accelerators(sim, project, zone, body, machine)
-        attached, new_disks, image = _disks(sim, project, zone, name, body)
+        attached, new_disks, image = _disks(sim, project, zone, name, body, machine.name)
         if image and machine.name.startswith("g2-"):
             if image["_project"] in catalog.G2_INCOMPATIBLE_IMAGE_PROJECTS or image["architecture"] != "X86_64":
                 raise errors.bad_request(
@@ -270,6 +289,8 @@ def insert(sim: Simulator, req: Request) -> dict:
             "provisioningModel": "STANDARD",
             **{k: v for k, v in (body.get("scheduling") or {}).items() if v not in ([], None)},
         }
+        # GPU VMs cannot live-migrate, so onHostMaintenance must be TERMINATE (paraphrased from
+        # https://cloud.google.com/compute/docs/gpus/gpu-host-maintenance); the error text is Compute's.
         if accs and scheduling["onHostMaintenance"] != "TERMINATE":
             raise errors.bad_request("Instances with guest accelerators do not support live migration.")
 
@@ -386,6 +407,83 @@ def stop(sim: Simulator, req: Request) -> dict:
         return _op(sim, req, zone, "stop", inst, "instance.stop")
 
 
+@route("POST", "/zones/{zone}/instances/{instance}/suspend")
+def suspend(sim: Simulator, req: Request) -> dict:
+    """RUNNING -> SUSPENDING -> SUSPENDED (https://cloud.google.com/compute/docs/instances/suspend-resume-instance)."""
+    project, zone, name = req.project, req.params["zone"], req.params["instance"]
+    with sim.store.lock:
+        inst = find(sim, project, zone, name)
+        if inst["status"] == "SUSPENDED":
+            return _op(sim, req, zone, "suspend", inst, None)
+        if inst["status"] != "RUNNING":
+            raise _not_ready(f"projects/{project}/zones/{zone}/instances/{name}")
+        inst["status"] = "SUSPENDING"
+        sim.store.commit()
+        return _op(sim, req, zone, "suspend", inst, "instance.suspend")
+
+
+@route("POST", "/zones/{zone}/instances/{instance}/resume")
+def resume(sim: Simulator, req: Request) -> dict:
+    """Only a SUSPENDED VM resumes; it needs its CPUs and GPUs again, so quota and capacity apply as for start
+    (https://cloud.google.com/compute/docs/instances/suspend-resume-instance)."""
+    project, zone, name = req.project, req.params["zone"], req.params["instance"]
+    with sim.store.lock:
+        inst = find(sim, project, zone, name)
+        if inst["status"] == "RUNNING":
+            return _op(sim, req, zone, "resume", inst, None)
+        if inst["status"] != "SUSPENDED":
+            # Paraphrased: resume is refused for a VM that is not suspended.
+            raise errors.bad_request(f"The instance '{name}' is not suspended (status {inst['status']}).")
+        failure = _quota_failure(sim, project, zone, quotas.instance_needs(inst)) or _capacity_failure(
+            sim, project, zone, last(inst["machineType"]), inst.get("guestAccelerators", [])
+        )
+        if failure:
+            return _op(sim, req, zone, "resume", inst, "instance.fail", {"fail": failure})
+        inst["status"] = "PROVISIONING"
+        sim.store.commit()
+        return _op(sim, req, zone, "resume", inst, "instance.resume")
+
+
+def _guest_attributes_enabled(sim: Simulator, project: str, inst: dict) -> bool:
+    """enable-guest-attributes=TRUE in the instance's metadata, else in the project's (instance wins)."""
+    from .api_projects import metadata_items
+
+    for items in ((inst.get("metadata") or {}).get("items") or [], metadata_items(sim, project)):
+        for item in items:
+            if item.get("key") == "enable-guest-attributes":
+                return str(item.get("value", "")).upper() == "TRUE"
+    return False
+
+
+@route("GET", "/zones/{zone}/instances/{instance}/getGuestAttributes")
+def get_guest_attributes(sim: Simulator, req: Request) -> dict:
+    """What the VM's guest agent published (the backend plays the agent): the SSH host keys under
+    `hostkeys/` (https://cloud.google.com/compute/docs/metadata/manage-guest-attributes)."""
+    project, zone, name = req.project, req.params["zone"], req.params["instance"]
+    query_path, key = req.query.get("queryPath", ""), req.query.get("variableKey", "")
+    with sim.store.lock:
+        inst = public(find(sim, project, zone, name))
+        enabled = _guest_attributes_enabled(sim, project, inst)
+    if not enabled:
+        # Paraphrased: guest attributes must be enabled by metadata before they can be read.
+        raise errors.bad_request(f"Guest attributes are disabled for instance '{name}'.")
+    published = sim.backend_guest_attributes(inst) if inst["status"] == "RUNNING" else []
+    link = sim.link(project, "zones", zone, "instances", name) + "/getGuestAttributes"
+    if key:
+        for entry in published:
+            if f"{entry['namespace']}/{entry['key']}" == key:
+                return {"kind": "compute#guestAttributes", "variableKey": key, "variableValue": entry["value"],
+                        "selfLink": link}
+        raise errors.ApiError(404, "notFound", f"The resource '{key}' of type 'Guest Attribute' was not found.")
+    namespace = query_path.rstrip("/")
+    chosen = [e for e in published if not namespace or e["namespace"] == namespace]
+    if not chosen:
+        # The text the runbook's host-key reader keys on when nothing is published yet.
+        raise errors.ApiError(404, "notFound", f"The resource '{query_path}' of type 'Guest Attribute' was not found.")
+    return {"kind": "compute#guestAttributes", "queryPath": query_path, "queryValue": {"items": chosen},
+            "selfLink": link}
+
+
 @route("DELETE", "/zones/{zone}/instances/{instance}")
 def delete(sim: Simulator, req: Request) -> dict:
     project, zone, name = req.project, req.params["zone"], req.params["instance"]
@@ -490,6 +588,26 @@ def _start(sim: Simulator, ctx: OpContext) -> None:
         _snapshot(sim, ctx, "TERMINATED")
         raise _backend_failed("start", exc) from exc
     _came_up(sim, ctx, address, snapshot)
+
+
+@task("instance.resume")
+def _resume(sim: Simulator, ctx: OpContext) -> None:
+    _start(sim, ctx)  # the backend brings the host back like a start
+
+
+@task("instance.suspend")
+def _suspend(sim: Simulator, ctx: OpContext) -> None:
+    ctx.sleep(sim.faults.op_running_s)
+    snapshot = _snapshot(sim, ctx)
+    if snapshot is None:
+        return
+    sim.backend.stop(snapshot)
+    with sim.store.lock:
+        inst = sim.store.project(ctx.project)["instances"].get(ctx.spec["zone"], {}).get(ctx.spec["name"])
+        if inst is not None:
+            _set_nat_ip(inst, None)
+            inst["status"] = "SUSPENDED"
+            sim.store.commit()
 
 
 @task("instance.stop")

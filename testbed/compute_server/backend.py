@@ -7,7 +7,10 @@ in RUNNING for that minute. A backend that raises fails the operation.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import ipaddress
+import struct
 import threading
 from typing import Protocol, runtime_checkable
 
@@ -27,6 +30,9 @@ class Backend(Protocol):
     def stop(self, instance: dict) -> None: ...
 
     def delete(self, instance: dict) -> None: ...
+
+    # Optional: `guest_attributes(instance) -> [{"namespace", "key", "value"}]`, what the VM's guest agent
+    # publishes (its SSH host keys under namespace "hostkeys"); without it getGuestAttributes finds none.
 
 
 class DocumentationBackend:
@@ -54,3 +60,10 @@ class DocumentationBackend:
 
     def delete(self, instance: dict) -> None:
         return None
+
+    def guest_attributes(self, instance: dict) -> list[dict]:
+        """The guest agent's host key, stable per VM: a well-formed ssh-ed25519 public key (RFC 8709 wire
+        form: string "ssh-ed25519", string 32-byte key) derived from the VM's selfLink and creation time."""
+        seed = hashlib.sha256(f"{instance['selfLink']}@{instance.get('creationTimestamp', '')}".encode()).digest()
+        blob = b"".join(struct.pack(">I", len(part)) + part for part in (b"ssh-ed25519", seed))
+        return [{"namespace": "hostkeys", "key": "ssh-ed25519", "value": base64.b64encode(blob).decode()}]

@@ -82,7 +82,17 @@ MACHINE_TYPES = {
 }
 
 SSD_DISK_TYPES = ("pd-ssd", "pd-balanced")
-DISK_TYPES = ("pd-standard", "pd-balanced", "pd-ssd")
+HYPERDISK_TYPES = ("hyperdisk-balanced", "hyperdisk-ml", "hyperdisk-throughput")
+DISK_TYPES = ("pd-standard", "pd-balanced", "pd-ssd", *HYPERDISK_TYPES)
+# G2 supports pd-balanced, pd-ssd, hyperdisk-ml and hyperdisk-throughput, not pd-standard:
+# https://cloud.google.com/compute/docs/accelerator-optimized-machines (G2 "Supported disk types").
+G2_DISK_TYPES = ("pd-balanced", "pd-ssd", "hyperdisk-ml", "hyperdisk-throughput")
+
+
+def default_disk_type(machine: str) -> str:
+    """The type of a disk created without diskType (AttachedDiskInitializeParams.diskType in compute.v1.json:
+    pd-standard for first and second generation series; G2 is not named there, pd-balanced assumed)."""
+    return "pd-balanced" if machine.startswith("g2-") else "pd-standard"
 
 # Regional quota limits a fresh project starts with (SSD_TOTAL_GB as in the guide, B-16).
 DEFAULT_QUOTA_LIMITS = {
@@ -95,6 +105,17 @@ DEFAULT_QUOTA_LIMITS = {
     "IN_USE_ADDRESSES": 8.0,
 }
 
+# Project-wide limits (projects.get -> Project.quotas), next to the regional ones: the GPU quota is
+# both per region (NVIDIA_L4_GPUS) and for all regions (GPUS_ALL_REGIONS), see "Allocation quotas",
+# https://cloud.google.com/compute/resource-usage. New projects often start GPUS_ALL_REGIONS at 0
+# (paraphrased); the default here is 1 so tests that are not about it can make a VM.
+DEFAULT_PROJECT_QUOTA_LIMITS = {
+    "GPUS_ALL_REGIONS": 1.0,
+    "CPUS_ALL_REGIONS": 32.0,
+    "FIREWALLS": 200.0,
+    "IMAGES": 2000.0,
+}
+
 QUOTA_NAMES = {
     # metric: (quota metric name, limit name) as QuotaExceededInfo reports them
     "CPUS": ("compute.googleapis.com/cpus", "CPUS-per-project-region"),
@@ -104,6 +125,8 @@ QUOTA_NAMES = {
     "SSD_TOTAL_GB": ("compute.googleapis.com/ssd_total_storage", "SSD-TOTAL-GB-per-project-region"),
     "DISKS_TOTAL_GB": ("compute.googleapis.com/disks_total_storage", "DISKS-TOTAL-GB-per-project-region"),
     "IN_USE_ADDRESSES": ("compute.googleapis.com/external_ip_addresses", "IN-USE-ADDRESSES-per-project-region"),
+    "GPUS_ALL_REGIONS": ("compute.googleapis.com/gpus_all_regions", "GPUS-ALL-REGIONS-per-project"),
+    "CPUS_ALL_REGIONS": ("compute.googleapis.com/cpus_all_regions", "CPUS-ALL-REGIONS-per-project"),
 }
 
 # Image projects whose images cannot boot a G2 machine (guide B-1).

@@ -28,8 +28,10 @@ _STATUS = {
 class ApiError(Exception):
     """A synchronous error: the request is refused before any operation exists."""
 
-    def __init__(self, code: int, reason: str, message: str, *, domain: str = "global", **extra):
+    def __init__(self, code: int, reason: str, message: str, *, domain: str = "global",
+                 details: list | None = None, **extra):
         super().__init__(message)
+        self.details = details or []  # google.rpc details (@type entries), as Google's newer errors carry
         self.code = code
         self.reason = reason
         self.message = message
@@ -38,7 +40,7 @@ class ApiError(Exception):
 
     def body(self) -> dict:
         item = {"message": self.message, "domain": self.domain, "reason": self.reason, **self.extra}
-        return {
+        out = {
             "error": {
                 "code": self.code,
                 "message": self.message,
@@ -46,6 +48,9 @@ class ApiError(Exception):
                 "status": _STATUS.get(self.code, "UNKNOWN"),
             }
         }
+        if self.details:
+            out["error"]["details"] = self.details
+        return out
 
 
 class OpFailure(Exception):
@@ -129,14 +134,14 @@ def quota_failure(metric: str, limit: float, region: str | None, metric_name: st
     return OpFailure("QUOTA_EXCEEDED", quota_message(metric, limit, region), 403, [{"quotaInfo": info}])
 
 
-def stockout_failure(project: str, zone: str, machine: str, attachment: str, available: list[str]) -> OpFailure:
-    if available:
-        hint = (
-            f"Consider trying your request in the {', '.join(available)} zone(s), "
-            "which currently has capacity to accommodate your request. "
-        )
-    else:
-        hint = ""
+def _stockout_details(zone: str, machine: str, attachment: str, available: list[str]) -> list[dict]:
+    """errorDetails as Compute sends them with a stockout: help link, localized message, errorInfo whose
+    metadatas carry vmType, zone, attachment and, when some zone has room, zonesAvailable (a gcloud
+    report of ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS in kubernetes/k8s.io#9834 shows this shape)."""
+    hint = (
+        f"Consider trying your request in the {', '.join(available)} zone(s), "
+        "which currently has capacity to accommodate your request. "
+    ) if available else ""
     what = f"A {machine} VM instance" + (f" with {attachment.replace(':', ' ')} accelerator(s)" if attachment else "")
     localized = (
         f"{what} is currently unavailable in the {zone} zone. {hint}"
@@ -148,28 +153,42 @@ def stockout_failure(project: str, zone: str, machine: str, attachment: str, ava
         metadatas["attachment"] = attachment
     if available:
         metadatas["zonesAvailable"] = ",".join(available)
-    details = [
-        {
-            "help": {
-                "links": [
-                    {
-                        "description": "Troubleshooting documentation",
-                        "url": "https://cloud.google.com/compute/docs/resource-error",
-                    }
-                ]
-            }
-        },
+    return [
+        {"help": {"links": [{"description": "Troubleshooting documentation",
+                             "url": "https://cloud.google.com/compute/docs/resource-error"}]}},
         {"localizedMessage": {"locale": "en-US", "message": localized}},
-        {
-            "errorInfo": {
-                "domain": "compute.googleapis.com",
-                "reason": "resource_availability",
-                "metadatas": metadatas,
-            }
-        },
+        {"errorInfo": {"domain": "compute.googleapis.com", "reason": "resource_availability", "metadatas": metadatas}},
     ]
-    message = (
-        f"The zone 'projects/{project}/zones/{zone}' does not have enough resources available "
-        "to fulfill the request.  Try a different zone, or try again later."
-    )
-    return OpFailure("ZONE_RESOURCE_POOL_EXHAUSTED", message, 503, details)
+
+
+def _stockout_message(project: str, zone: str, code: str) -> str:
+    where = (f"The zone 'projects/{project}/zones/{zone}' does not have enough resources available to fulfill "
+             "the request.")
+    if code.endswith("_WITH_DETAILS"):  # the form reported in scylladb/scylla-cluster-tests#12477
+        return f"{where}  '(resource type:compute)'."
+    return f"{where}  Try a different zone, or try again later."
+
+
+def stockout_failure(project: str, zone: str, machine: str, attachment: str, available: list[str],
+                     code: str = "ZONE_RESOURCE_POOL_EXHAUSTED", details: bool = True) -> OpFailure:
+    """A stockout inside the operation (HTTP status 503 in httpErrorStatusCode)."""
+    extra = _stockout_details(zone, machine, attachment, available) if details else []
+    return OpFailure(code, _stockout_message(project, zone, code), 503, extra)
+
+
+def stockout_error(project: str, zone: str, machine: str, attachment: str, available: list[str],
+                   code: str = "ZONE_RESOURCE_POOL_EXHAUSTED", details: bool = True) -> ApiError:
+    """The same stockout answered at once, HTTP 503: the details as google.rpc types
+    (ErrorInfo.metadata, Help, LocalizedMessage: https://cloud.google.com/apis/design/errors#error_details)."""
+    rpc = []
+    if details:
+        for item in _stockout_details(zone, machine, attachment, available):
+            if "errorInfo" in item:
+                info = item["errorInfo"]
+                rpc.append({"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": info["reason"],
+                            "domain": info["domain"], "metadata": info["metadatas"]})
+            elif "help" in item:
+                rpc.append({"@type": "type.googleapis.com/google.rpc.Help", **item["help"]})
+            else:
+                rpc.append({"@type": "type.googleapis.com/google.rpc.LocalizedMessage", **item["localizedMessage"]})
+    return ApiError(503, code, _stockout_message(project, zone, code), details=rpc)

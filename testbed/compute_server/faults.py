@@ -46,6 +46,13 @@ class Faults(BaseModel):
     quota_limits: dict[str, float] = Field(default_factory=dict)  # metric -> limit, every region
     region_quota_limits: dict[str, dict[str, float]] = Field(default_factory=dict)
     quota_errors: Literal["operation", "sync"] = "operation"
+    project_quota_limits: dict[str, float] = Field(default_factory=dict)  # GPUS_ALL_REGIONS, ... (projects.get)
+    # How a stockout is answered: the code, whether errorDetails (zonesAvailable) come with it, and
+    # whether insert/start fail at once (HTTP 503) or inside the operation.
+    stockout_code: Literal["ZONE_RESOURCE_POOL_EXHAUSTED", "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS"] = (
+        "ZONE_RESOURCE_POOL_EXHAUSTED")
+    stockout_details: bool = True
+    stockout_errors: Literal["operation", "sync"] = "operation"
     accelerator_zones: dict[str, list[str]] = Field(
         default_factory=lambda: {k: list(v) for k, v in catalog.DEFAULT_ACCELERATOR_ZONES.items()}
     )
@@ -61,6 +68,9 @@ class Faults(BaseModel):
         if metric in per_region:
             return per_region[metric]
         return self.quota_limits.get(metric, catalog.DEFAULT_QUOTA_LIMITS.get(metric, 0.0))
+
+    def project_quota_limit(self, metric: str) -> float:
+        return self.project_quota_limits.get(metric, catalog.DEFAULT_PROJECT_QUOTA_LIMITS.get(metric, 0.0))
 
     def merged(self, patch: dict) -> Faults:
         """A new Faults with `patch`'s top-level keys replaced (validated)."""

@@ -1,4 +1,4 @@
-"""Regional quota: limits from the faults, usage computed from what exists.
+"""Regional and project-wide quota: limits from the faults, usage computed from what exists.
 
 Usage follows Compute Engine's accounting: stopped (TERMINATED) VMs keep
 their disks and their INSTANCES slot but not their CPUs or GPUs; pd-ssd and
@@ -31,6 +31,8 @@ def instance_needs(instance: dict) -> Counter:
 
 
 def disk_needs(disk_type: str, size_gb: int) -> Counter:
+    if last(disk_type) in catalog.HYPERDISK_TYPES:  # Hyperdisk has quotas of its own, not modelled here
+        return Counter()
     metric = "SSD_TOTAL_GB" if last(disk_type) in catalog.SSD_DISK_TYPES else "DISKS_TOTAL_GB"
     return Counter({metric: int(size_gb)})
 
@@ -42,7 +44,7 @@ def usage(project_data: dict, region: str) -> Counter:
             continue
         for inst in instances.values():
             used["INSTANCES"] += 1
-            if inst.get("status") != "TERMINATED":
+            if inst.get("status") not in ("TERMINATED", "SUSPENDED"):
                 used.update(instance_needs(inst))
                 if any(
                     ac.get("natIP") for nic in inst.get("networkInterfaces", []) for ac in nic.get("accessConfigs", [])
@@ -82,8 +84,50 @@ def exceeded(sim: Simulator, project_data: dict, region: str, need: Counter) -> 
     return None
 
 
-def failure(metric: str, limit: float, region: str) -> errors.OpFailure:
+def failure(metric: str, limit: float, region: str | None) -> errors.OpFailure:
+    """The operation error; `region` None for a project-wide metric ("... globally.")."""
     metric_name, limit_name = catalog.QUOTA_NAMES.get(
         metric, (f"compute.googleapis.com/{metric.lower()}", f"{metric.replace('_', '-')}-per-project-region")
     )
     return errors.quota_failure(metric, limit, region, metric_name, limit_name)
+
+
+# -- project-wide (projects.get -> Project.quotas) -------------------------------------------------------
+
+
+def global_needs(need: Counter) -> Counter:
+    """What a regional need adds to the project-wide metrics (GPUs to GPUS_ALL_REGIONS, CPUs to CPUS_ALL_REGIONS)."""
+    out: Counter = Counter()
+    for metric, amount in need.items():
+        if metric.endswith("_GPUS"):
+            out["GPUS_ALL_REGIONS"] += amount
+        elif metric == "CPUS":
+            out["CPUS_ALL_REGIONS"] += amount
+    return out
+
+
+def project_usage(project_data: dict) -> Counter:
+    used: Counter = Counter()
+    for instances in project_data["instances"].values():
+        for inst in instances.values():
+            if inst.get("status") not in ("TERMINATED", "SUSPENDED"):
+                used.update(global_needs(instance_needs(inst)))
+    used["FIREWALLS"] = len(project_data["firewalls"])
+    return used
+
+
+def project_quotas(sim: Simulator, project_data: dict) -> list[dict]:
+    used = project_usage(project_data)
+    names = list(catalog.DEFAULT_PROJECT_QUOTA_LIMITS)
+    names += sorted(set(sim.faults.project_quota_limits) - set(names))
+    return [{"metric": m, "limit": float(sim.faults.project_quota_limit(m)), "usage": float(used.get(m, 0))}
+            for m in names]
+
+
+def project_exceeded(sim: Simulator, project_data: dict, need: Counter) -> tuple[str, float] | None:
+    used = project_usage(project_data)
+    for metric, amount in global_needs(need).items():
+        limit = sim.faults.project_quota_limit(metric)
+        if amount > 0 and used.get(metric, 0) + amount > limit:
+            return metric, limit
+    return None

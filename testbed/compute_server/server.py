@@ -25,16 +25,34 @@ import struct
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import ValidationError
 
-from . import api_catalog, api_disks, api_firewalls, api_instances, api_operations, errors, routes  # noqa: F401
+from . import api_catalog, api_disks, api_firewalls, api_instances, api_operations, api_projects, errors, routes, strict  # noqa: F401, E501
 from .backend import Backend
 from .faults import Faults
 from .sim import Simulator
 from .store import Store
+
+# Called with (method, path, query, body) for every /compute/v1 request before it is handled:
+# the contract tests record what the runbook sends here (and check it against compute.v1.json).
+OBSERVERS: list[Callable[[str, str, dict, Any], None]] = []
+
+
+def record_to(path: str) -> Callable[[str, str, dict, Any], None]:
+    """An observer appending each request as one JSON line to *path* (for a server in another process)."""
+    lock = threading.Lock()
+
+    def observe(method: str, url_path: str, query: dict, body: Any) -> None:
+        line = json.dumps({"method": method, "path": url_path, "query": query, "body": body})
+        with lock, open(path, "a") as out:
+            out.write(line + "\n")
+
+    return observe
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -120,6 +138,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _compute(self, path: str, query: dict, body: dict | None) -> None:
         sim = self.server.sim
+        for observe in list(OBSERVERS):
+            observe(self.command, path, dict(query), body)
         forced = sim.take_fail_rule(self.command, path)
         if forced:
             self._send(forced, errors.injected(forced).body())
@@ -136,6 +156,7 @@ class _Handler(BaseHTTPRequestHandler):
             if found is None:
                 raise errors.ApiError(404, "notFound", f"The requested URL {path} was not found")
             handler, params = found
+            strict.check(self.command, path, query, body)  # Google's own description first, like Google
             req = routes.Request(self.command, path, params, query, body, dict(self.headers))
             request_id = query.get("requestId") if self.command != "GET" else None
             if request_id:
@@ -198,6 +219,7 @@ class ComputeServer:
         token: str | None = None,
     ):
         self.sim = Simulator(Store(state_path), faults, backend)
+        strict.load()  # read compute.v1.json now, not inside the first request
         self.httpd = _HTTPServer((host, port), _Handler)
         self.httpd.sim = self.sim
         self.httpd.verbose = verbose

@@ -110,6 +110,11 @@ class Simulator:
         if region not in self.regions():
             raise errors.not_found(f"projects/{project}/regions/{region}")
 
+    def backend_guest_attributes(self, instance: dict) -> list[dict]:
+        """[{namespace, key, value}] the VM's guest agent published; a backend without the hook publishes none."""
+        publish = getattr(self.backend, "guest_attributes", None)
+        return list(publish(instance)) if publish else []
+
     # -- helpers ----------------------------------------------------------------------------
 
     @staticmethod

@@ -351,11 +351,12 @@ def test_ssd_quota_b16_names_metric_limit_region_and_disks(project):
 
 
 def test_gpu_quota_names_the_vm_holding_it(project):
+    project.server.sim.set_faults(project_quota_limits={"GPUS_ALL_REGIONS": 8})  # only the region is short
     other = compute_v1.Instance(
         name="other-vm", machine_type=f"zones/{ZONE_B}/machineTypes/g2-standard-4",
         disks=[compute_v1.AttachedDisk(boot=True, auto_delete=True, initialize_params=(
             compute_v1.AttachedDiskInitializeParams(source_image=FAMILY, disk_size_gb=50,
-                                                    disk_type=f"zones/{ZONE_B}/diskTypes/pd-standard")))],
+                                                    disk_type=f"zones/{ZONE_B}/diskTypes/pd-balanced")))],
         scheduling=compute_v1.Scheduling(on_host_maintenance="TERMINATE"))
     gcp.wait(project.api.instances.insert(project=PROJECT, zone=ZONE_B, instance_resource=other), project.api)
     results = project.run("vm")
@@ -405,29 +406,32 @@ def test_image_family_that_resolves_to_a_dlvm_project_is_refused(project, monkey
     assert project.instance() is None
 
 
-def test_host_key_from_guest_attributes_is_pinned(project, monkeypatch):
-    key = ("ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5AAAAIOQCBWyJ/kwksuJEFd2qwYpVTImFFqF59j8Iz6c84xvu")
-    monkeypatch.setattr(hostkeys, "from_guest_attributes", lambda *a: [key])
+def test_host_key_from_guest_attributes_is_pinned(project):
+    """The server's VM publishes its host key under guest attributes `hostkeys/`, as the guest agent does."""
     first = project.run("vm")
-    pin = step(first, "2-4")
+    pin = step(first, "2-4", "host key")
     assert pin.status == CHANGED and "pinned ssh-ed25519" in pin.summary
     address = state.find(project.root, NAME)["address"]
-    assert hostkeys.pinned(project.root / ".l4-runbook/known_hosts", address) == [key]
-    assert step(project.run("vm"), "2-4").status == OK
+    published = project.api.instances.get_guest_attributes(request={
+        "project": PROJECT, "zone": ZONE, "instance": NAME, "query_path": "hostkeys/"}).query_value.items
+    assert hostkeys.pinned(project.root / ".l4-runbook/known_hosts", address) == [
+        (i.key, i.value) for i in published]
+    assert step(project.run("vm"), "2-4", "host key").status == OK
     project.cleanup(delete=True, yes=True)
     assert hostkeys.pinned(project.root / ".l4-runbook/known_hosts", address) == []
 
 
 def test_no_host_key_and_no_trust_on_first_use_fails(project):
-    project.configure(ssh={"trust_on_first_use": False})
+    project.configure(ssh={"trust_on_first_use": False}, gcp={"guest_attributes": False})
     results = project.run("vm")
-    assert step(results, "2-4").status == FAILED
-    assert "no way to verify the SSH host key" in step(results, "2-4").error
+    assert step(results, "2-4", "host key").status == FAILED
+    assert "no way to verify the SSH host key" in step(results, "2-4", "host key").error
 
 
 def test_trust_on_first_use_is_said_loudly(project):
+    project.configure(gcp={"guest_attributes": False})
     results = project.run("vm")
-    assert step(results, "2-4").status == OK
+    assert step(results, "2-4", "host key").status == OK
     assert "TRUSTED ON FIRST USE" in project.text
 
 
@@ -487,3 +491,69 @@ def test_cleanup_flags(project):
         project.cleanup(stop=True, delete=True, yes=True)
     results = project.cleanup(yes=True)  # no flag: stop
     assert [s.title for s in results[0].steps] == ["VM stopped"]
+
+
+# -- Google parity: project-wide quota, stockout forms, service account, OS Login -----------------
+
+
+def test_gpus_all_regions_zero_fails_the_preflight_before_anything_is_created(project, compute_requests):
+    project.server.sim.set_faults(project_quota_limits={"GPUS_ALL_REGIONS": 0})
+    project.configure(gcp={"fallback_zones": ["us-central1-a"]})
+    results = project.run("vm")
+    quota = step(results, "2-3", "quota")
+    assert results[0].status == FAILED and quota.status == FAILED
+    assert "Quota GPUS_ALL_REGIONS (project-wide, all regions) is too small for this VM: limit 0" in quota.error
+    assert "another zone or region does not help: request a higher GPUS_ALL_REGIONS quota" in quota.error
+    assert "Nothing was created" in quota.error
+    assert not [p for m, p, _, _ in compute_requests if m == "POST" and p.endswith("/instances")]
+
+
+@pytest.mark.parametrize("form", ["operation", "sync"])
+def test_stockout_with_details_fails_over_to_the_hinted_zone(project, form):
+    """zonesAvailable (errorInfo metadata) names asia-northeast3-b: tried before the configured next zone."""
+    project.server.sim.set_faults(stockout_zones=[ZONE], stockout_code="ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS",
+                                  stockout_errors=form)
+    project.configure(gcp={"fallback_zones": ["us-central1-a", ZONE_B]})
+    results = project.run("vm")
+    assert results[0].status == CHANGED
+    assert f"created in {ZONE_B} after a stockout in {ZONE}" in step(results, "2-3", "running").summary
+    assert f"trying {ZONE_B} (the API says {ZONE_B} has capacity)" in project.text
+    assert project.instance("us-central1-a") is None
+
+
+@pytest.mark.parametrize("code", ["ZONE_RESOURCE_POOL_EXHAUSTED", "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS"])
+def test_stockout_without_details_fails_over_in_configured_order(project, code):
+    project.server.sim.set_faults(stockout_zones=[ZONE], stockout_code=code, stockout_details=False,
+                                  stockout_errors="sync")
+    project.configure(gcp={"fallback_zones": ["us-central1-a", ZONE_B]})
+    results = project.run("vm")
+    assert f"created in us-central1-a after a stockout in {ZONE}" in step(results, "2-3", "running").summary
+
+
+def test_vm_gets_the_default_service_account_with_gclouds_scopes(project):
+    project.run("vm")
+    (account,) = project.instance().service_accounts
+    assert account.email == "default"
+    assert "https://www.googleapis.com/auth/devstorage.read_only" in account.scopes and len(account.scopes) == 7
+    project.cleanup(delete=True, yes=True)
+    project.configure(gcp={"service_account": "none"})
+    project.run("vm")
+    assert list(project.instance().service_accounts) == []
+
+
+@pytest.mark.parametrize("where", ["project", "instance"])
+def test_os_login_is_reported_before_ssh(project, where):
+    enable = {"key": "enable-oslogin", "value": "TRUE"}
+    if where == "project":
+        project.server.sim.store.project(PROJECT)["metadata"] = [enable]
+    results = project.run("vm")
+    if where == "instance":
+        project.stored()["metadata"]["items"].append(enable)
+        project.text  # noqa: B018 - the first run's output is not what this checks
+        results = project.run("vm")
+    oslogin = step(results, "2-4", "OS Login")
+    assert f"OS Login on ({where} metadata)" in oslogin.summary
+    assert f"enable-oslogin=TRUE in the {where} metadata): the VM ignores the ssh-keys metadata" in project.text
+    assert "gcloud compute os-login ssh-keys add" in project.text
+    titles = [s.title for s in results[0].steps]
+    assert titles.index("OS Login vs ssh-keys metadata") < titles.index("SSH host key pinned")

@@ -144,7 +144,8 @@ def test_404_and_409_reach_the_client_with_the_real_shape(api):
 # -- instances ----------------------------------------------------------------------------------
 
 
-def test_instance_insert_runs_with_address_tags_and_gpu(api):
+def test_instance_insert_runs_with_address_tags_and_gpu(api, server):
+    server.sim.set_faults(op_pending_s=0.5)  # the wait starts while PENDING even on a busy machine
     seen = []
     op = api.instances.insert(project=PROJECT, zone=ZONE, instance_resource=vm())
     assert op.zone.endswith(f"/zones/{ZONE}") and op.operation_type == "insert"
@@ -168,7 +169,7 @@ def test_instance_insert_runs_with_address_tags_and_gpu(api):
 
 
 def test_instance_goes_provisioning_staging_running(server, api):
-    server.sim.set_faults(op_pending_s=0.1, op_running_s=0.4)
+    server.sim.set_faults(op_pending_s=0.4, op_running_s=0.8)  # several polls per state on a busy machine
     op = api.instances.insert(project=PROJECT, zone=ZONE, instance_resource=vm())
     statuses, op_statuses = [], []
     deadline = time.monotonic() + 10
@@ -231,7 +232,8 @@ def test_disk_in_use_cannot_be_deleted(api):
 
 
 def test_same_request_id_gives_the_same_operation(server, api):
-    req = {"project": PROJECT, "zone": ZONE, "instance_resource": vm(), "request_id": "a6c3b1f0-retry-test"}
+    retry_id = "6f1c2d1e-8b7a-4c55-9a43-2b1f0e9d7c11"
+    req = {"project": PROJECT, "zone": ZONE, "instance_resource": vm(), "request_id": retry_id}
     first = api.instances.raw.insert_unary(request=req)
     again = api.instances.raw.insert_unary(request=req)
     assert first.name == again.name
@@ -549,3 +551,190 @@ def test_faults_model_rejects_nonsense():
         Faults(error_rate=1.5)
     assert Faults(quota_limits={"SSD_TOTAL_GB": 100}).quota_limit(REGION, "SSD_TOTAL_GB") == 100
     assert Faults().quota_limit(REGION, "SSD_TOTAL_GB") == 250
+
+
+# -- strict like Google: URL forms, G2 disk types, unknown fields, request ids ---------------------
+
+
+def _raw(server, method: str, path: str, body: dict | None = None, query: str = "") -> tuple[int, dict]:
+    url = f"{server.url}/compute/v1/projects/{PROJECT}{path}" + (f"?{query}" if query else "")
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _refused(api, **changes) -> gexc.BadRequest:
+    body = vm()
+    for path, value in changes.items():
+        target = body
+        *parents, leaf = path.split(".")
+        for p in parents:
+            target = getattr(target, p)[0] if p in ("disks", "guest_accelerators") else getattr(target, p)
+        setattr(target, leaf, value)
+    with pytest.raises(gexc.BadRequest) as err:
+        api.instances.insert(project=PROJECT, zone=ZONE, instance_resource=body)
+    return err.value
+
+
+@pytest.mark.parametrize(("field", "value", "api_field"), [
+    ("machine_type", "g2-standard-4", "resource.machineType"),
+    ("guest_accelerators.accelerator_type", "nvidia-l4", "resource.guestAccelerators[0].acceleratorType"),
+    ("disks.initialize_params.disk_type", "pd-ssd", "resource.disks[0].initializeParams.diskType"),
+])
+def test_bare_names_are_malformed_urls(api, field, value, api_field):
+    err = _refused(api, **{field: value})
+    assert err.errors[0]["message"] == f"Invalid value for field '{api_field}': '{value}'. The URL is malformed."
+    assert err.errors[0]["reason"] == "invalid"
+
+
+def test_urls_naming_another_zone_are_refused_and_full_urls_accepted(api):
+    other = "asia-northeast3-b"
+    err = _refused(api, machine_type=f"zones/{other}/machineTypes/g2-standard-4")
+    assert f"'zones/{other}/machineTypes/g2-standard-4'" in err.message and f"('{ZONE}')" in err.message
+    assert err.errors[0]["message"].startswith("Invalid value for field 'resource.machineType'")
+    err = _refused(api, **{"disks.initialize_params.disk_type": f"projects/{PROJECT}/zones/{other}/diskTypes/pd-ssd"})
+    assert "resource.disks[0].initializeParams.diskType" in err.message
+    full = vm()
+    full.machine_type = f"https://www.googleapis.com/compute/v1/projects/{PROJECT}/zones/{ZONE}/machineTypes/g2-standard-4"
+    api.wait(api.instances.insert(project=PROJECT, zone=ZONE, instance_resource=full))
+    assert api.instances.get(project=PROJECT, zone=ZONE, instance="vm1").machine_type.endswith("/g2-standard-4")
+
+
+@pytest.mark.parametrize("kind", ["pd-balanced", "pd-ssd", "hyperdisk-ml", "hyperdisk-throughput"])
+def test_g2_takes_its_disk_types(api, kind):
+    body = vm()
+    body.disks[0].initialize_params.disk_type = f"zones/{ZONE}/diskTypes/{kind}"
+    api.wait(api.instances.insert(project=PROJECT, zone=ZONE, instance_resource=body))
+
+
+def test_pd_standard_on_g2_is_refused_with_googles_text(api):
+    err = _refused(api, **{"disks.initialize_params.disk_type": f"zones/{ZONE}/diskTypes/pd-standard"})
+    assert err.errors[0]["message"] == "[pd-standard, g2-standard-4] features are not compatible for creating instance."
+    assert gcp.explain(err).startswith("Disk type pd-standard cannot be used with g2-standard-4: G2 machines take")
+
+
+@pytest.mark.sends_invalid_requests
+def test_unknown_fields_and_wrong_types_get_googles_400(server):
+    body = json.loads(compute_v1.Instance.to_json(vm()))
+    status, answer = _raw(server, "POST", f"/zones/{ZONE}/instances", {**body, "gpuCount": 1},
+                          "requestId=5a2e8f5e-3b5b-4d0c-9f7e-1c2d3e4f5a6b")
+    assert status == 400 and answer["error"]["status"] == "INVALID_ARGUMENT"
+    assert answer["error"]["message"] == "Invalid JSON payload received. Unknown name \"gpuCount\" at 'resource': " \
+                                         "Cannot find field."
+    assert answer["error"]["details"] == [{"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [
+        {"field": "resource", "description": answer["error"]["message"]}]}]
+    body["scheduling"]["onHostMaintenance"] = "LIVE"
+    status, answer = _raw(server, "POST", f"/zones/{ZONE}/instances", body)
+    assert status == 400 and "resource.scheduling.on_host_maintenance" in answer["error"]["message"]
+    status, answer = _raw(server, "GET", "/aggregated/instances", query="pageSize=5")
+    assert status == 400 and "Cannot bind query parameter" in answer["error"]["message"]
+    assert server.sim.store.project(PROJECT)["instances"].get(ZONE, {}) == {}
+
+
+@pytest.mark.sends_invalid_requests
+@pytest.mark.parametrize("request_id", ["retry-1", "00000000-0000-0000-0000-000000000000"])
+def test_request_id_must_be_a_non_zero_uuid(api, request_id):
+    with pytest.raises(gexc.BadRequest) as err:
+        api.instances.raw.insert_unary(request={"project": PROJECT, "zone": ZONE, "instance_resource": vm(),
+                                                "request_id": request_id})
+    assert err.value.errors[0]["message"].startswith(f"Invalid value for field 'requestId': '{request_id}'")
+    assert "must be a valid UUID with the exception that zero UUID is not supported" in err.value.message
+
+
+# -- project-wide quota, stockout forms, guest attributes, resume --------------------------------
+
+
+def test_projects_get_has_project_quotas_and_gpus_all_regions_is_enforced(api, server):
+    q = {x.metric: (x.limit, x.usage) for x in api.projects.get(project=PROJECT).quotas}
+    assert q["GPUS_ALL_REGIONS"] == (1.0, 0.0)
+    create_vm(api)
+    assert {x.metric: x.usage for x in api.projects.get(project=PROJECT).quotas}["GPUS_ALL_REGIONS"] == 1.0
+    with pytest.raises(gcp.OperationError) as err:  # another region has its own NVIDIA_L4_GPUS, not another global
+        create_vm(api, name="vm2", zone="us-central1-a")
+    assert err.value.code == "QUOTA_EXCEEDED"
+    assert err.value.errors[0].message == "Quota 'GPUS_ALL_REGIONS' exceeded. Limit: 1.0 globally."
+    info = err.value.errors[0].error_details[0].quota_info
+    assert (info.metric_name, info.limit_name) == ("compute.googleapis.com/gpus_all_regions",
+                                                   "GPUS-ALL-REGIONS-per-project")
+    assert "across all regions" in gcp.explain(err.value) and "another zone or region cannot help" in gcp.explain(
+        err.value)
+
+
+@pytest.mark.parametrize("code", ["ZONE_RESOURCE_POOL_EXHAUSTED", "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS"])
+@pytest.mark.parametrize("details", [True, False])
+def test_stockout_forms_in_the_operation(api, server, code, details):
+    server.sim.set_faults(stockout_zones=[ZONE], stockout_code=code, stockout_details=details)
+    with pytest.raises(gcp.OperationError) as err:
+        create_vm(api)
+    assert err.value.code == code and err.value.http_status == 503
+    assert gcp.zones_available(err.value) == (["asia-northeast3-b"] if details else [])
+    assert len(err.value.errors[0].error_details) == (3 if details else 0)
+    if code.endswith("_WITH_DETAILS"):
+        assert err.value.errors[0].message.endswith("to fulfill the request.  '(resource type:compute)'.")
+    assert gcp.explain(err.value).startswith(f"Zone {ZONE} has no capacity")
+
+
+@pytest.mark.parametrize("code", ["ZONE_RESOURCE_POOL_EXHAUSTED", "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS"])
+@pytest.mark.parametrize("details", [True, False])
+def test_stockout_forms_answered_at_once_are_not_retried(api, server, code, details, compute_requests):
+    server.sim.set_faults(stockout_zones=[ZONE], stockout_code=code, stockout_details=details,
+                          stockout_errors="sync")
+    with pytest.raises(gexc.ServiceUnavailable) as err:
+        api.instances.insert(project=PROJECT, zone=ZONE, instance_resource=vm())
+    assert code in [e["reason"] for e in err.value.errors]
+    assert gcp.is_stockout(err.value) and not gcp.is_transient(err.value)
+    assert gcp.zones_available(err.value) == (["asia-northeast3-b"] if details else [])
+    assert sum(1 for m, p, _, _ in compute_requests if m == "POST" and p.endswith("/instances")) == 1
+    hint = "Zones with capacity right now: asia-northeast3-b"
+    assert (hint in gcp.explain(err.value)) == details
+
+
+class KeyBackend:
+    """Publishes a host key as the guest agent does (namespace hostkeys, key = key type)."""
+
+    def __init__(self):
+        self.key = "AAAAC3NzaC1lZDI1NTE5AAAAIOriginalKeyOriginalKeyOriginalKeyOrig"
+
+    create = start = lambda self, instance: "10.231.7.2"  # noqa: E731
+    stop = delete = lambda self, instance: None  # noqa: E731
+
+    def guest_attributes(self, instance):
+        return [{"namespace": "hostkeys", "key": "ssh-ed25519", "value": self.key}]
+
+
+def test_guest_attributes_publish_host_keys_when_enabled():
+    room = {"quota_limits": {"NVIDIA_L4_GPUS": 4, "SSD_TOTAL_GB": 1000},
+            "project_quota_limits": {"GPUS_ALL_REGIONS": 4}}
+    with ComputeServer(faults={**FAST, **room}, backend=KeyBackend()) as srv:
+        api = gcp.clients(srv.url, policy=POLICY)
+        create_vm(api)
+        with pytest.raises(gexc.BadRequest):  # not enabled in the metadata
+            api.instances.get_guest_attributes(request={"project": PROJECT, "zone": ZONE, "instance": "vm1",
+                                                        "query_path": "hostkeys/"})
+        body = vm(name="vm2")
+        body.metadata = compute_v1.Metadata(items=[compute_v1.Items(key="enable-guest-attributes", value="TRUE")])
+        api.wait(api.instances.insert(project=PROJECT, zone=ZONE, instance_resource=body))
+        got = api.instances.get_guest_attributes(request={"project": PROJECT, "zone": ZONE, "instance": "vm2",
+                                                           "query_path": "hostkeys/"})
+        assert [(i.namespace, i.key, i.value) for i in got.query_value.items] == [
+            ("hostkeys", "ssh-ed25519", KeyBackend().key)]
+        with pytest.raises(gexc.NotFound, match="of type 'Guest Attribute' was not found"):
+            api.instances.get_guest_attributes(request={"project": PROJECT, "zone": ZONE, "instance": "vm2",
+                                                        "query_path": "other/"})
+
+
+def test_suspend_and_resume(api, server):
+    create_vm(api)
+    api.wait(api.instances.suspend(project=PROJECT, zone=ZONE, instance="vm1"))
+    assert api.instances.get(project=PROJECT, zone=ZONE, instance="vm1").status == "SUSPENDED"
+    assert quotas(api)["NVIDIA_L4_GPUS"][1] == 0.0
+    api.wait(api.instances.resume(project=PROJECT, zone=ZONE, instance="vm1"))
+    inst = api.instances.get(project=PROJECT, zone=ZONE, instance="vm1")
+    assert inst.status == "RUNNING" and nat_ip(inst)
+    api.wait(api.instances.stop(project=PROJECT, zone=ZONE, instance="vm1"))
+    with pytest.raises(gexc.BadRequest, match="not suspended"):
+        api.instances.resume(project=PROJECT, zone=ZONE, instance="vm1")

@@ -160,3 +160,19 @@ def test_load_reports_missing_file_and_bad_toml(tmp_path):
     bad.write_text("[vllm\nport = 1")
     with pytest.raises(ConfigError, match="not valid TOML"):
         config.load(bad, GOOD_SECRETS)
+
+
+def test_pd_standard_boot_disk_on_g2_is_refused_with_the_reason():
+    with pytest.raises(ValueError) as err:
+        config.Settings.model_validate({"gcp": {"machine_type": "g2-standard-8", "boot_disk_type": "pd-standard"}})
+    assert "boot_disk_type 'pd-standard' cannot be used with g2-standard-8" in str(err.value)
+    assert "pd-balanced, pd-ssd, hyperdisk-ml, hyperdisk-throughput" in str(err.value)
+    ok = config.Settings.model_validate({"gcp": {"machine_type": "n1-standard-4", "boot_disk_type": "pd-standard"}})
+    assert ok.gcp.boot_disk_type == "pd-standard"
+
+
+def test_service_account_defaults_to_gclouds_and_none_is_allowed():
+    g = config.Settings.model_validate({}).gcp
+    assert g.service_account == "default" and len(g.scopes) == 7
+    assert "https://www.googleapis.com/auth/logging.write" in g.scopes
+    assert config.Settings.model_validate({"gcp": {"service_account": "none"}}).gcp.service_account == "none"

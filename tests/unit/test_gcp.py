@@ -312,3 +312,28 @@ def test_explain_unreachable_endpoint():
     with pytest.raises(requests.exceptions.ConnectionError) as err:
         api.regions.get(project=PROJECT, region="asia-northeast3")
     assert gcp.explain(err.value).startswith("Cannot reach the Compute Engine API")
+
+
+@pytest.mark.parametrize("url", ["https://compute.example.com", "http://127.0.0.1:8780", "http://[::1]:8780",
+                                 "http://localhost:8780"])
+def test_endpoint_is_https_or_loopback(url):
+    assert gcp.check_endpoint(url) == url
+
+
+@pytest.mark.parametrize("url", ["http://10.0.0.5:8780", "http://compute.example.com", "ftp://127.0.0.1"])
+def test_plain_http_endpoint_elsewhere_is_refused(url):
+    with pytest.raises(ValueError, match="must be an https:// URL"):
+        gcp.clients(url)
+
+
+def test_one_credentials_object_is_shared_by_all_clients(tmp_path, monkeypatch):
+    """Application Default Credentials are looked up once (an authorized_user file, as gcloud writes it)."""
+    import json
+
+    adc = tmp_path / "application_default_credentials.json"
+    adc.write_text(json.dumps({"type": "authorized_user", "client_id": "id.apps.googleusercontent.com",
+                               "client_secret": "secret", "refresh_token": "token"}))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
+    api = gcp.clients(None)
+    shared = {id(getattr(api, name).raw.transport._credentials) for name in gcp.SERVICES}
+    assert len(shared) == 1
