@@ -9,7 +9,6 @@ from invoke import Collection, task
 
 from runbook import cli, tasks_checks, tasks_cloud
 from runbook.cloud import CLOUD_SECTIONS
-from runbook.engine.output import Output
 from runbook.engine.results import FAILED
 from runbook.sections import HOST_SECTIONS
 from testbed.tasks import sandbox
@@ -18,8 +17,9 @@ from testbed.tasks import sandbox
 def _section_task(name: str):
     section = HOST_SECTIONS[name]
 
-    def body(c, config=cli.Options.config, dry_run=False, local=False, hosts="", report="", diff=False):
-        cli.run_host_sections([name], cli.Options(config, dry_run, local, hosts, report, diff))
+    def body(c, config=cli.Options.config, dry_run=False, local=False, hosts="", report="", diff=False,
+             output="text"):
+        cli.run_host_sections([name], cli.Options(config, dry_run, local, hosts, report, diff, output))
 
     body.__name__ = name.replace("-", "_")
     body.__doc__ = f"Guide §{section.guide}: {section.title}. Idempotent; --dry-run shows the diff."
@@ -29,11 +29,11 @@ def _section_task(name: str):
 @task(help={**cli.COMMON_HELP, "only": "comma-separated sections to run", "skip": "sections to leave out",
             "from": "start at this section (e.g. after a fix)"})
 def deploy(c, config=cli.Options.config, dry_run=False, local=False, hosts="", report="", diff=False,
-           only="", skip="", from_=""):
+           only="", skip="", from_="", output="text"):
     """Every section in guide order: firewall, vm, the host sections, then verify. A re-run changes nothing."""
     names = cli.select_sections([*CLOUD_SECTIONS, *HOST_SECTIONS, "verify"], only, skip, from_)
-    opts = cli.Options(config, dry_run, local, hosts, report, diff)
-    out = Output(show_diff=diff)
+    opts = cli.Options(config, dry_run, local, hosts, report, diff, output)
+    out = cli.make_output(opts)
     cloud = tasks_cloud.run_cloud_sections(names, opts, out)
     host_names = [n for n in names if n in HOST_SECTIONS]
     if any(r.status == FAILED for r in cloud) or not host_names:

@@ -6,6 +6,7 @@ Tasks in tasks.py stay one-liners over these functions, so ``inv`` and
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from pathlib import Path
 from invoke.exceptions import Exit
 
 from . import config as config_mod
-from .engine.output import Output
+from .engine.output import Output, console
 from .engine.results import FAILED, SectionResult, StepResult, write_report
 from .engine.runner import run_steps
 from .errors import RunbookError
@@ -34,6 +35,7 @@ class Options:
     hosts: str = ""
     report: str = ""
     diff: bool = False
+    output: str = "text"  # "json": one JSON object per step result on stdout, the log on stderr
 
     @property
     def host_list(self) -> list[str]:
@@ -47,7 +49,19 @@ COMMON_HELP = {
     "hosts": "comma-separated host names to limit the run to",
     "report": "also write the results as JSON to this file",
     "diff": "show file diffs for changes, not only in dry-run",
+    "output": "text (default) or json: one JSON object per step result on stdout "
+              "(docs/report-schema.md), the log on stderr",
 }
+
+
+def make_output(opts: Options) -> Output:
+    """The Output for these flags: with --output json the log goes to stderr, step objects to stdout."""
+    if opts.output not in ("text", "json"):
+        Output(console=console(stderr=True)).error(f"--output must be text or json, not {opts.output!r}")
+        raise Exit(code=2)
+    if opts.output == "json":
+        return Output(console=console(stderr=True), show_diff=opts.diff, json_stream=sys.stdout)
+    return Output(show_diff=opts.diff)
 
 
 def load(opts: Options, out: Output) -> config_mod.Config:
@@ -108,7 +122,7 @@ def run_host_sections(names: list[str], opts: Options, out: Output | None = None
 
     *prior* results (the cloud sections of a deploy) go into the same summary and report.
     """
-    out = out or Output(show_diff=opts.diff)
+    out = out or make_output(opts)
     cfg = load(opts, out)
     try:
         hosts = transports(cfg, opts.local, opts.host_list, notify=out.warn)
@@ -128,7 +142,7 @@ def finish(results: list[SectionResult], opts: Options, out: Output) -> None:
     out.summary(results)
     if opts.report:
         write_report(Path(opts.report), results)
-        out.info(f"report written to {opts.report}")
+        out.info(f"report written to {opts.report} (schema: docs/report-schema.md)")
     if any(r.status == FAILED for r in results):
         raise Exit(code=1)
 
