@@ -92,7 +92,7 @@ class Output:
     def line(self, text: str, style: str = "") -> None:
         """One line of text, printed as it is (no markup, no tab expansion), secrets masked."""
         with self._lock:
-            self.console.print(exact(mask(text), style), end="")
+            self.console.print(exact(mask(text), style), end="", soft_wrap=True, crop=False)
 
     def info(self, text: str) -> None:
         self.line(text)
@@ -127,7 +127,7 @@ class Output:
             self._stop_live()
         with self._lock:
             for text, style in result_lines(result, dry_run, self.show_diff):
-                self.console.print(exact(mask(text), style), end="")
+                self.console.print(exact(mask(text), style), end="", soft_wrap=True, crop=False)
             if self.json_stream is not None:
                 self.json_stream.write(json.dumps(step_record(result, dry_run)) + "\n")
                 self.json_stream.flush()
