@@ -8,6 +8,7 @@ imported by the function that uses them, so `inv --list` loads none of them.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -37,6 +38,7 @@ class Options:
     report: str = ""
     diff: bool = False
     wait: int = 0  # seconds to wait for another run holding a host
+    output: str = "text"  # "json": one JSON object per step result on stdout, the log on stderr
 
     @property
     def host_list(self) -> list[str]:
@@ -51,9 +53,23 @@ COMMON_HELP = {
     "report": "also write the results as JSON to this file",
     "diff": "show file diffs for changes, not only in dry-run",
     "wait": "seconds to wait when another run is using a host (default: refuse at once, naming it)",
+    "output": "text (default) or json: one JSON object per step result on stdout "
+              "(docs/report-schema.md), the log on stderr",
 }
 
 CONNECT = "connect"  # the section name of a host that could not be reached (or was busy): exit 2
+
+
+def make_output(opts: Options) -> Output:
+    """The Output for these flags: with --output json the log goes to stderr, step objects to stdout."""
+    from .engine.output import Output, console
+
+    if opts.output not in ("text", "json"):
+        Output(console=console(stderr=True)).error(f"--output must be text or json, not {opts.output!r}")
+        raise Exit(code=2)
+    if opts.output == "json":
+        return Output(console=console(stderr=True), show_diff=opts.diff, json_stream=sys.stdout)
+    return Output(show_diff=opts.diff)
 
 
 def load(opts: Options, out: Output) -> config_mod.Config:
@@ -111,6 +127,7 @@ def run_on_host(cfg: config_mod.Config, transport: Transport, names: Iterable[st
         results.append(SectionResult(transport.name, CONNECT, [StepResult(
             transport.name, CONNECT, "-", "reach the host", FAILED, error=str(err))]))
     finally:
+        out.end(transport.name)
         transport.close()
     return results
 
@@ -123,10 +140,9 @@ def run_host_sections(names: list[str], opts: Options, out: Output | None = None
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from .engine.output import Output
     from .inventory import transports
 
-    out = out or Output(show_diff=opts.diff)
+    out = out or make_output(opts)
     cfg = load(opts, out)
     try:
         hosts = transports(cfg, opts.local, opts.host_list, notify=out.warn)
@@ -150,7 +166,7 @@ def finish(results: list[SectionResult], opts: Options, out: Output) -> None:
     out.summary(results)
     if opts.report:
         write_report(Path(opts.report), results)
-        out.info(f"report written to {opts.report}")
+        out.info(f"report written to {opts.report} (schema: docs/report-schema.md)")
     if any(r.section == CONNECT and r.status == FAILED for r in results):
         raise Exit(code=2)  # a host unreachable or busy: nothing was done on it
     if any(r.status == FAILED for r in results):
@@ -161,6 +177,8 @@ def wait_seconds(value) -> int:
     """--wait N: whole seconds, 0 to 86400; anything else is refused before any host is contacted."""
     text = str(value).strip()
     if not text.isdigit() or int(text) > 86400:
+        from .engine.output import Output
+
         Output().error(f"--wait: expected whole seconds from 0 to 86400, got {text!r}")
         raise Exit(code=2)
     return int(text)

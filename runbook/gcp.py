@@ -18,6 +18,8 @@
 
 from __future__ import annotations
 
+import functools
+import http
 import inspect
 import ipaddress
 import logging
@@ -123,14 +125,73 @@ class RetryPolicy:
             stop=tenacity.stop_after_attempt(self.attempts) | tenacity.stop_after_delay(self.deadline),
             wait=self.backoff,
             reraise=True,
-            before_sleep=on_retry or _log_retry,
+            before_sleep=on_retry or functools.partial(_log_retry, "call", self, None),
         )
 
 
-def _log_retry(state: tenacity.RetryCallState) -> None:
+Notify = Callable[[str], None]
+
+
+def _log_retry(call: str, policy: RetryPolicy, notify: Notify | None, state: tenacity.RetryCallState) -> None:
+    """`compute instances.insert ai-server-l4 (asia-northeast3-a): 429 rate limit, retry 2/5 in 3.1 s`.
+
+    The count is this retry out of the most the policy allows (its attempts less the first);
+    the wait is the backoff tenacity is about to sleep.
+    """
     exc = state.outcome.exception() if state.outcome else None
-    name = getattr(state.fn, "__name__", "call")
-    log.warning("compute %s failed (%s), retry %d", name, _short(exc), state.attempt_number)
+    sleep = state.next_action.sleep if state.next_action else 0.0
+    message = (f"compute {call}: {_reason(exc)}, retry {state.attempt_number}/{policy.attempts - 1} "
+               f"in {sleep:.1f} s")
+    if notify:
+        notify(message)
+    else:
+        log.warning(message)
+
+
+def _reason(exc: BaseException | None) -> str:
+    """The status and its short name: `429 rate limit`, `503 service unavailable`, `connection reset`."""
+    if isinstance(exc, gexc.GoogleAPICallError) and exc.code:
+        if exc.code == 429 or any(r in _RATE_REASONS for r in _reasons(exc)):
+            return f"{exc.code} rate limit"
+        try:
+            return f"{exc.code} {http.HTTPStatus(exc.code).phrase.lower()}"
+        except ValueError:
+            return f"{exc.code} {_api_message(exc)}"
+    if isinstance(exc, requests.exceptions.Timeout | TimeoutError):
+        return "timed out"
+    if isinstance(exc, requests.exceptions.ConnectionError | ConnectionError):
+        return "connection reset" if "reset" in str(exc).lower() else "connection failed"
+    return type(exc).__name__
+
+
+# Request fields that name the resource a call is about, most specific first.
+_RESOURCE_FIELDS = ("instance", "firewall", "disk", "image", "family", "accelerator_type", "operation")
+_BODY_FIELDS = ("instance_resource", "firewall_resource", "disk_resource")
+
+
+def describe_call(service: str, method: str, kwargs: dict) -> str:
+    """`instances.insert ai-server-l4 (asia-northeast3-a)`: which call, on what, where."""
+    request = kwargs.get("request")
+
+    def field_of(name: str) -> str:
+        value = kwargs.get(name)
+        if value is None and request is not None:
+            value = request.get(name) if isinstance(request, dict) else getattr(request, name, None)
+        if value is not None and not isinstance(value, str):  # a resource body: its name
+            value = value.get("name") if isinstance(value, dict) else getattr(value, "name", "")
+        return value or ""
+
+    names = [field_of(f) for f in (*_RESOURCE_FIELDS, *_BODY_FIELDS)]
+    resource = next((n for n in names if n), "")
+    where = field_of("zone") or field_of("region")
+    if not resource and method == "get" and where:  # regions.get: the region is the resource
+        resource, where = where, ""
+    return f"{service}.{_camel(method)}" + (f" {resource}" if resource else "") + (f" ({where})" if where else "")
+
+
+def _camel(name: str) -> str:
+    """How Google's API reference spells a name: `aggregated_list` -> `aggregatedList`."""
+    return re.sub(r"_(\w)", lambda m: m.group(1).upper(), name)
 
 
 def _short(exc: BaseException | None) -> str:
@@ -184,11 +245,16 @@ def _settle(result: Any) -> Any:
 
 
 class Retried:
-    """One client whose public API calls all go through the retry policy."""
+    """One client whose public API calls all go through the retry policy.
 
-    def __init__(self, client: Any, policy: RetryPolicy):
+    Each retry is told (to *notify*, else the log) with the call, its resource and the wait.
+    """
+
+    def __init__(self, client: Any, policy: RetryPolicy, service: str = "compute", notify: Notify | None = None):
         self.raw = client
         self.policy = policy
+        self.service = service
+        self.notify = notify
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.raw, name)
@@ -206,7 +272,9 @@ class Retried:
             kwargs.setdefault("timeout", self.policy.timeout)
             if _MUTATING.match(name):
                 args, kwargs = _with_request_id(attr, args, kwargs)
-            return self.policy.retrying()(lambda: _settle(attr(*args, **kwargs)))
+            on_retry = functools.partial(_log_retry, describe_call(self.service, name, kwargs), self.policy,
+                                         self.notify)
+            return self.policy.retrying(on_retry)(lambda: _settle(attr(*args, **kwargs)))
 
         call.__name__ = name
         return call
@@ -262,12 +330,14 @@ def check_endpoint(url: str) -> str:
     raise ValueError(f"api_endpoint {url!r} must be an https:// URL (plain http only to a loopback address)")
 
 
-def clients(cfg_endpoint: str | None, credentials: Any = None, *, policy: RetryPolicy | None = None) -> Clients:
+def clients(cfg_endpoint: str | None, credentials: Any = None, *, policy: RetryPolicy | None = None,
+            notify: Notify | None = None) -> Clients:
     """REST clients for every service the runbook uses, all sharing one credentials object.
 
     `cfg_endpoint` like "http://127.0.0.1:8787" selects the local compute server
     (anonymous credentials unless others are given); None means Google itself
     with Application Default Credentials, looked up once here rather than once per client.
+    `notify` receives each retry's message.
     """
     policy = policy or RetryPolicy()
     options = None
@@ -277,7 +347,8 @@ def clients(cfg_endpoint: str | None, credentials: Any = None, *, policy: RetryP
     elif credentials is None:
         credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
     built = {
-        name: Retried(cls(credentials=credentials, transport="rest", client_options=options), policy)
+        name: Retried(cls(credentials=credentials, transport="rest", client_options=options), policy,
+                      _camel(name), notify)
         for name, cls in SERVICES.items()
     }
     return Clients(**built, endpoint=cfg_endpoint, policy=policy)

@@ -19,8 +19,10 @@ from runbook.sections import HOST_SECTIONS
 def _section_task(name: str):
     section = HOST_SECTIONS[name]
 
-    def body(c, config=cli.Options.config, dry_run=False, local=False, hosts="", report="", diff=False, wait="0"):
-        cli.run_host_sections([name], cli.Options(config, dry_run, local, hosts, report, diff, cli.wait_seconds(wait)))
+    def body(c, config=cli.Options.config, dry_run=False, local=False, hosts="", report="", diff=False, wait="0",
+             output="text"):
+        cli.run_host_sections([name], cli.Options(config, dry_run, local, hosts, report, diff,
+                                                  wait=cli.wait_seconds(wait), output=output))
 
     body.__name__ = name.replace("-", "_")
     body.__doc__ = f"Guide §{section.guide}: {section.title}. Idempotent; --dry-run shows the diff."
@@ -30,14 +32,13 @@ def _section_task(name: str):
 @task(help={**cli.COMMON_HELP, "only": "comma-separated sections to run", "skip": "sections to leave out",
             "from": "start at this section (e.g. after a fix)"})
 def deploy(c, config=cli.Options.config, dry_run=False, local=False, hosts="", report="", diff=False,
-           only="", skip="", from_="", wait="0"):
+           only="", skip="", from_="", wait="0", output="text"):
     """Every section in guide order: firewall, vm, the host sections, then verify. A re-run changes nothing."""
     names = cli.select_sections([*CLOUD_SECTIONS, *HOST_SECTIONS, "verify"], only, skip, from_)
-    from runbook.engine.output import Output
     from runbook.engine.results import FAILED
 
-    opts = cli.Options(config, dry_run, local, hosts, report, diff, cli.wait_seconds(wait))
-    out = Output(show_diff=diff)
+    opts = cli.Options(config, dry_run, local, hosts, report, diff, wait=cli.wait_seconds(wait), output=output)
+    out = cli.make_output(opts)
     cloud = tasks_cloud.run_cloud_sections(names, opts, out)
     host_names = [n for n in names if n in HOST_SECTIONS]
     if any(r.status == FAILED for r in cloud) or not host_names:
@@ -54,10 +55,10 @@ def docs(c):
     from pathlib import Path
 
     from runbook import docs as docs_mod
-    from runbook import troubleshoot_docs
+    from runbook import recorded_runs, troubleshoot_docs
 
     repo = Path(__file__).resolve().parents[1]  # a checkout: docs/ lives next to runbook/
-    for path in [*docs_mod.write(repo), *troubleshoot_docs.write(repo)]:
+    for path in [*docs_mod.write(repo), *troubleshoot_docs.write(repo), *recorded_runs.write(repo)]:
         print(f"wrote {path.relative_to(repo)}")
 
 

@@ -34,15 +34,17 @@ HELP = {
     "report": "also write the results as JSON to this file",
     "json": "print the results as JSON on stdout (the log goes to stderr)",
 }
+OUTPUT_HELP = "text (default) or json: one JSON object per checklist row on stdout (docs/report-schema.md)"
 
 
-def _output(as_json: bool) -> Output:
-    from .engine.output import Output
+def _output(as_json: bool, output: str = "text") -> Output:
+    from .engine.output import Output, console
 
-    if as_json:
-        from rich.console import Console
-
-        return Output(console=Console(stderr=True, highlight=False, soft_wrap=True))
+    if output not in ("text", "json"):
+        Output(console=console(stderr=True)).error(f"--output must be text or json, not {output!r}")
+        raise Exit(code=2)
+    if as_json or output == "json":
+        return Output(console=console(stderr=True), json_stream=sys.stdout if output == "json" else None)
     return Output()
 
 
@@ -83,6 +85,8 @@ def verify_after_deploy(opts, out: Output) -> None:
         raise Exit(code=2) from None
     reports = verify_run.verify_all(transports, loaded.settings)
     verify_run.render(out, reports)
+    if out.json_stream is not None:
+        verify_run.stream(reports, out.json_stream)
     data = verify_run.as_json(reports)
     if opts.report and Path(opts.report).exists():
         combined = json_mod.loads(Path(opts.report).read_text())
@@ -94,13 +98,13 @@ def verify_after_deploy(opts, out: Output) -> None:
         raise Exit(code=1)
 
 
-@task(help=HELP)
-def verify(c, config=DEFAULT_CONFIG, local=False, hosts="", report="", json=False):
+@task(help={**HELP, "output": OUTPUT_HELP})
+def verify(c, config=DEFAULT_CONFIG, local=False, hosts="", report="", json=False, output="text"):
     """Guide §6: the verification checklist as a table; exit code 1 on any red row."""
     from .verify import loading
     from .verify import run as verify_run
 
-    out = _output(json)
+    out = _output(json, output)
     loaded = _load(config, out)
     try:
         transports = loading.connect(loaded, local, _names(hosts), out.warn)
@@ -109,6 +113,8 @@ def verify(c, config=DEFAULT_CONFIG, local=False, hosts="", report="", json=Fals
         raise Exit(code=2) from None
     reports = verify_run.verify_all(transports, loaded.settings)
     verify_run.render(out, reports)
+    if out.json_stream is not None:
+        verify_run.stream(reports, out.json_stream)
     data = verify_run.as_json(reports)
     _emit(data, report, json, out)
     if not data["ok"]:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .config import Settings
     from .engine.output import Output
 
-CLOUD_HELP = {k: v for k, v in cli.COMMON_HELP.items() if k in ("config", "dry-run", "report", "diff")}
+CLOUD_HELP = {k: v for k, v in cli.COMMON_HELP.items() if k in ("config", "dry-run", "report", "diff", "output")}
 
 
 def _settings(opts: cli.Options, out: Output) -> tuple[Settings, Path]:
@@ -65,26 +65,25 @@ def run_cloud_sections(names: list[str], opts: cli.Options, out: Output) -> list
     return run(_context(opts, out, loaded), names)
 
 
-def _section(name: str, config: str, dry_run: bool, report: str, diff: bool) -> list[SectionResult]:
-    from .engine.output import Output
-
-    opts = cli.Options(config=config, dry_run=dry_run, report=report, diff=diff)
-    out = Output(show_diff=diff)
+def _section(name: str, config: str, dry_run: bool, report: str, diff: bool,
+             output: str = "text") -> list[SectionResult]:
+    opts = cli.Options(config=config, dry_run=dry_run, report=report, diff=diff, output=output)
+    out = cli.make_output(opts)
     results = run(_context(opts, out), [name])
     cli.finish(results, opts, out)
     return results
 
 
 @task(help=CLOUD_HELP)
-def firewall(c, config=cli.Options.config, dry_run=False, report="", diff=False):
+def firewall(c, config=cli.Options.config, dry_run=False, report="", diff=False, output="text"):
     """Guide §1: firewall rules for the service ports (1-1) and monitoring ports (1-2). Idempotent."""
-    return _section("firewall", config, dry_run, report, diff)
+    return _section("firewall", config, dry_run, report, diff, output)
 
 
 @task(help=CLOUD_HELP)
-def vm(c, config=cli.Options.config, dry_run=False, report="", diff=False):
+def vm(c, config=cli.Options.config, dry_run=False, report="", diff=False, output="text"):
     """Guide §2 + 5-1: check image/zones/quota, create or start the L4 VM, record its IP, pin its host key."""
-    return _section("vm", config, dry_run, report, diff)
+    return _section("vm", config, dry_run, report, diff, output)
 
 
 def confirm(question: str, out: Output, stdin: TextIO | None = None) -> bool:
@@ -103,9 +102,8 @@ def run_cleanup(opts: cli.Options, stop: bool = False, delete: bool = False, fir
     """Guide §8. With no flag the VM is stopped; a real run shows its plan and asks first unless --yes."""
     from .cloud import cleanup as cleanup_mod
     from .cloud.steps import run_section
-    from .engine.output import Output
 
-    out = out or Output(show_diff=opts.diff)
+    out = out or cli.make_output(opts)
     if stop and delete:
         out.error("choose one of --stop and --delete")
         raise Exit(code=2)
@@ -138,7 +136,7 @@ def run_cleanup(opts: cli.Options, stop: bool = False, delete: bool = False, fir
             "delete": "delete the VM and its boot disk", "firewall": "also delete the two firewall rules",
             "yes": "do not ask for confirmation"})
 def cleanup(c, config=cli.Options.config, dry_run=False, report="", diff=False, stop=False, delete=False,
-            firewall=False, yes=False):
+            firewall=False, yes=False, output="text"):
     """Guide §8: stop (default) or delete the VM; --firewall deletes the rules (alone: only them). Asks unless --yes."""
-    opts = cli.Options(config=config, dry_run=dry_run, report=report, diff=diff)
+    opts = cli.Options(config=config, dry_run=dry_run, report=report, diff=diff, output=output)
     return run_cleanup(opts, stop, delete, firewall, yes)

@@ -109,7 +109,8 @@ class CloudContext:
         """Follow an operation to DONE, with a progress line now and then."""
         def progress(op: Any) -> None:
             self.out.progress(label, f"{op.operation_type} {op.target_link.rsplit('/', 1)[-1]}: "
-                                     f"{compute_v1.Operation.Status(op.status).name} {op.progress}%")
+                                     f"{compute_v1.Operation.Status(op.status).name} {op.progress}%",
+                              limit=self.settings.gcp.operation_timeout)
 
         return self.api.wait(operation, timeout=self.settings.gcp.operation_timeout, progress=progress)
 
@@ -117,5 +118,6 @@ class CloudContext:
 def open_context(settings: Settings, root: Path, out: Output, dry_run: bool = False,
                  policy: gcp.RetryPolicy | None = None) -> CloudContext:
     url = endpoint(settings)
-    return CloudContext(settings, root, Api(gcp.clients(url, credentials(settings, root), policy=policy)), out, dry_run,
+    api = Api(gcp.clients(url, credentials(settings, root), policy=policy, notify=out.warn))
+    return CloudContext(settings, root, api, out, dry_run,
                         sandbox=settings.inventory.target == "sandbox")

@@ -74,7 +74,7 @@ def settle(ctx: CloudContext, instance: compute_v1.Instance, label: str, poll: f
         if time.monotonic() > deadline:
             raise RunbookError(f"{instance.name} stayed {instance.status} for "
                                f"{ctx.settings.gcp.operation_timeout}s; check it in the console")
-        ctx.out.progress(label, f"{instance.name} is {instance.status}, waiting")
+        ctx.out.progress(label, f"{instance.name} is {instance.status}", limit=ctx.settings.gcp.operation_timeout)
         time.sleep(poll)
         instance = get(ctx, zone_of(instance))
     return instance

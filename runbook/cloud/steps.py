@@ -62,6 +62,7 @@ def run_section(ctx: CloudContext, host: str, section: str, guide: str,
             result.steps.append(StepResult(**base, status=SKIPPED))
             continue
         step_started = time.monotonic()
+        ctx.out.begin(host, step.guide, step.title)
         record = _one(ctx, step, base)
         record.seconds = round(time.monotonic() - step_started, 3)
         failed = record.status == FAILED

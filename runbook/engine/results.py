@@ -1,14 +1,19 @@
-"""What happened, per host, section and step: the data behind the table and --report."""
+"""What happened, per host, section and step: the data behind the log, --report and --output json.
+
+The JSON shapes are a contract with the machines that read them: docs/report-schema.json
+describes them (schema_version below), and a change to their fields is a new schema_version.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..secrets import mask, write_private
 
 OK, CHANGED, FAILED, SKIPPED = "ok", "changed", "failed", "skipped"
+SCHEMA_VERSION = 1
 
 
 @dataclass
@@ -48,15 +53,33 @@ class SectionResult:
         return CHANGED if self.count(CHANGED) else OK
 
 
+def step_record(step: StepResult, dry_run: bool = False) -> dict:
+    """One step result as JSON: an --output json line, and an entry of a report section's steps."""
+    return {
+        "type": "step", "host": step.host, "section": step.section, "guide": step.guide, "title": step.title,
+        "status": step.status, "dry_run": dry_run, "summary": step.summary, "diff_present": bool(step.diff),
+        "diff": step.diff, "seconds": step.seconds, "error": step.error, "hint": step.hint,
+    }
+
+
+def section_record(section: SectionResult) -> dict:
+    return {
+        "host": section.host, "section": section.section, "status": section.status, "dry_run": section.dry_run,
+        "ok": section.count(OK), "changed": section.count(CHANGED), "failed": section.count(FAILED),
+        "skipped": section.count(SKIPPED), "seconds": section.seconds, "commands": section.commands,
+        "notified": list(section.notified),
+        "steps": [step_record(s, section.dry_run) for s in section.steps],
+    }
+
+
+def report_data(results: list[SectionResult]) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "failed": any(r.status == FAILED for r in results),
+        "sections": [section_record(r) for r in results],
+    }
+
+
 def write_report(path: Path, results: list[SectionResult]) -> None:
     """Machine-readable results; secrets are already masked in every field."""
-    data = {
-        "sections": [
-            {**{k: v for k, v in asdict(r).items() if k != "steps"}, "status": r.status,
-             "changed": r.count(CHANGED), "failed": r.count(FAILED), "ok": r.count(OK),
-             "steps": [asdict(s) for s in r.steps]}
-            for r in results
-        ],
-        "failed": any(r.status == FAILED for r in results),
-    }
-    write_private(path, mask(json.dumps(data, indent=2)) + "\n")
+    write_private(path, mask(json.dumps(report_data(results), indent=2)) + "\n")

@@ -46,6 +46,7 @@ def run_steps(
     result = into or SectionResult(host=transport.name, section=section, dry_run=dry_run)
     elapsed_before, commands_earlier = result.seconds, result.commands
     out.section(transport.name, section + (" (continued)" if into else ""), guide, dry_run)
+    out.begin(transport.name, "", f"{section}: reading the host's state", quiet=True)
     try:
         facts = gather(transport, steps)
     except RunbookError as err:
@@ -61,6 +62,7 @@ def run_steps(
             result.steps.append(StepResult(transport.name, section, step.guide, step.title, SKIPPED))
             continue
         step_started = time.monotonic()
+        out.begin(transport.name, step.guide, step.title)
         if dry_run and state.notified & set(step.refresh_on):
             # the fact would only be known after the changes above
             record = StepResult(transport.name, section, step.guide, step.title, OK,
@@ -80,6 +82,7 @@ def run_steps(
                 continue
         plan = step.plan(fact, state)
         record = _apply(transport, step, plan, out, dry_run)
+        record.section = section
         record.seconds = round(time.monotonic() - step_started, 3)
         if record.status == FAILED:
             failed = True
@@ -103,7 +106,7 @@ def _apply(transport: Transport, step: Step, plan: Plan, out: Output, dry_run: b
             return StepResult(**base, status=OK, summary=f"would {plan.summary}")
         healthy, detail = step.wait(
             lambda script: transport.run(script).stdout,
-            lambda message: out.progress(transport.name, message),
+            lambda message: out.progress(transport.name, message, limit=step.timeout),
         )
         if healthy:
             return StepResult(**base, status=OK, summary=f"{step.url} answers {detail}")
@@ -118,22 +121,22 @@ def _apply(transport: Transport, step: Step, plan: Plan, out: Output, dry_run: b
         script = step.script(plan)
         diff = plan.diff or f"+ run: {script}\n"
         return StepResult(**base, status=CHANGED, summary=plan.summary, diff=diff)
-    out.progress(transport.name, f"{step.title}: {plan.summary}", force=True)
-    run = _run_with_heartbeat(transport, step.script(plan), out, step.title)
+    doing = plan.summary if plan.summary != step.title else ""  # the status line shows the title already
+    out.progress(transport.name, doing)
+    run = _run_with_heartbeat(transport, step.script(plan), out, doing)
     if not run.ok:
         return StepResult(**base, status=FAILED, summary=plan.summary,
                           error=f"exit code {run.rc}; last output:\n{run.tail()}")
     return StepResult(**base, status=CHANGED, summary=plan.summary, diff=plan.diff)
 
 
-def _run_with_heartbeat(transport: Transport, script: str, out: Output, title: str, every: float = 15.0):
-    """Long installs (apt, pip, builds) print a line every few seconds, so a wait never looks like a hang."""
+def _run_with_heartbeat(transport: Transport, script: str, out: Output, doing: str, every: float = 15.0):
+    """Long installs (apt, pip, builds) keep their status line moving, so a wait never looks like a hang."""
     done = threading.Event()
-    started = time.monotonic()
 
     def beat() -> None:
         while not done.wait(every):
-            out.progress(transport.name, f"{title}: still running ({time.monotonic() - started:.0f}s)", force=True)
+            out.progress(transport.name, doing)
 
     threading.Thread(target=beat, daemon=True).start()
     try:

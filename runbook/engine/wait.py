@@ -8,7 +8,6 @@ tenacity until the deadline and, on timeout, shows the unit's last journal lines
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -95,7 +94,6 @@ class HttpWait(Step):
         Gives up early when the unit failed or restarted with a known error in its journal,
         rather than sitting out the whole timeout on a crash loop.
         """
-        started = time.monotonic()
         last: dict = {"code": "", "why": ""}
         invocations: list[str] = []
 
@@ -114,10 +112,8 @@ class HttpWait(Step):
             if restarted and not self.phases:
                 last["why"] = f"{self.unit} keeps restarting ({state.strip()})"
                 raise _GaveUp()
-            phase = self.phase(journal)
-            progress(f"waiting for {self.url}: {last['code'] or 'no answer'}"
-                     + (f", phase: {phase}" if phase else "")
-                     + f" after {time.monotonic() - started:.0f}s (up to {self.timeout}s)")
+            # The status line adds the elapsed time and the limit: "compiling — 1m12s of up to 15m".
+            progress(self.phase(journal) or f"waiting for an answer (now: {last['code'] or 'none'})")
             return False
 
         retrying = Retrying(

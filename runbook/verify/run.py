@@ -6,13 +6,15 @@ then every row is judged. Hosts run side by side. Any red row makes the exit cod
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-from rich.markup import escape
+from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from ..config import Settings
 from ..engine.output import Output
@@ -84,25 +86,66 @@ def verify_all(transports: list[Transport], settings: Settings) -> list[HostRepo
         return list(pool.map(lambda t: verify_host(t, settings), transports))
 
 
+TABLE_WIDTH = 80  # the checklist fits a standard terminal; longer details go under it
+MIN_DETAIL = 12  # narrower than this, a detail column is not worth having
+
+
 def render(out: Output, reports: list[HostReport]) -> None:
-    table = Table(title="Guide §6 checklist", show_lines=False)
-    for column in ("host", "check", "guide", "status", "detail"):
-        table.add_column(column, overflow="fold")
-    for report in reports:
-        for row in report.rows:
-            out.line(f"[{report.host}] {row.guide:<5} {row.title}: {row.status} — {row.detail}",
-                     STYLE.get(row.status, ""))
-    for report in reports:
-        for row in report.rows:
-            style = STYLE.get(row.status, "")
-            table.add_row(escape(report.host), escape(row.title), row.guide,
-                          f"[{style}]{row.status}[/{style}]", escape(row.detail))
-    out.console.print(table)
+    """The checklist once: one table of every host's rows, red rows first, then the long details.
+
+    A detail that fits the room the other columns leave stays in the table; the others are
+    numbered and printed in full, wrapped, under it (and are in --report as they are).
+    """
+    out.close()
+    several = len(reports) > 1
+    rows = [(r.host, row) for r in reports for row in r.rows]
+    rows.sort(key=lambda hr: {FAIL: 0, SKIP: 1}.get(hr[1].status, 2))  # stable: guide order within each
+    width = min(out.console.width, TABLE_WIDTH)
+    columns = [6, 5, max((len(row.title) for _, row in rows), default=5)]
+    columns += [max(len(host) for host, _ in rows)] if several and rows else []
+    room = width - sum(columns) - 3 * (len(columns) + 1)  # each column's padding and gap, and the detail's
+    table = Table(title="Guide §6 checklist", box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
+    table.add_column("status", no_wrap=True)
+    if several:
+        table.add_column("host", overflow="fold")
+    table.add_column("guide", no_wrap=True)
+    table.add_column("check", overflow="fold")
+    if room >= MIN_DETAIL:
+        table.add_column("detail", overflow="fold")
+    notes: list[tuple[int, str, RowResult]] = []
+    for host, row in rows:
+        cells = [Text(row.status, style=STYLE.get(row.status, ""))] + ([Text(host)] if several else [])
+        cells += [Text(row.guide), Text(row.title)]
+        if room >= MIN_DETAIL and len(row.detail) <= room and "\n" not in row.detail:
+            cells.append(Text(mask(row.detail)))
+        else:
+            notes.append((len(notes) + 1, host, row))
+            if room >= MIN_DETAIL:
+                cells.append(Text(f"see [{len(notes)}]"))
+        table.add_row(*cells)
+    with out._lock:
+        out.console.print(table, width=width, soft_wrap=False)
+        for number, host, row in notes:
+            head = f"[{number}] " + (f"{host} " if several else "") + f"{row.guide} {row.title}: "
+            out.console.print(Text(mask(head + row.detail), style=STYLE.get(row.status, "")),
+                              width=width, soft_wrap=False)
     failed = [f"{r.host}: {row.title}" for r in reports for row in r.rows if row.status == FAIL]
     if failed:
-        out.console.print(f"[bold red]FAILED[/bold red]: {escape('; '.join(failed))}")
+        out.line(f"FAILED: {'; '.join(failed)}", "bold red")
     else:
-        out.console.print("[green]Every checklist row is green.[/green]")
+        out.line("Every checklist row is green.", "green")
+
+
+def check_record(host: str, row: RowResult) -> dict:
+    """One checklist row as an --output json line (docs/report-schema.json, "check")."""
+    return {"type": "check", "host": host, **asdict(row)}
+
+
+def stream(reports: list[HostReport], to) -> None:
+    for report in reports:
+        for row in report.rows:
+            to.write(json.dumps(check_record(report.host, row)) + "\n")
+    to.flush()
 
 
 def as_json(reports: list[HostReport]) -> dict:
