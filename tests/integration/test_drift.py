@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from runbook.sections.mirrors import sandbox_url
 from testbed.drift import DRIFTS, NODE, NODE_BIN, OLDER, SECTIONS, Drift, older_release
+from testbed.settings import mirror_url as sandbox_url
 
 from helpers import OCR, REPO, SECRET, TOKEN, assert_no_secret, report
 

@@ -559,7 +559,8 @@ def test_faults_model_rejects_nonsense():
 def _raw(server, method: str, path: str, body: dict | None = None, query: str = "") -> tuple[int, dict]:
     url = f"{server.url}/compute/v1/projects/{PROJECT}{path}" + (f"?{query}" if query else "")
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json",
+                                                                        "Authorization": f"Bearer {server.token}"})
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, json.loads(resp.read())
@@ -710,7 +711,7 @@ def test_guest_attributes_publish_host_keys_when_enabled():
     room = {"quota_limits": {"NVIDIA_L4_GPUS": 4, "SSD_TOTAL_GB": 1000},
             "project_quota_limits": {"GPUS_ALL_REGIONS": 4}}
     with ComputeServer(faults={**FAST, **room}, backend=KeyBackend()) as srv:
-        api = gcp.clients(srv.url, policy=POLICY)
+        api = gcp.clients(srv.url, gcp.bearer(srv.token), policy=POLICY)
         create_vm(api)
         with pytest.raises(gexc.BadRequest):  # not enabled in the metadata
             api.instances.get_guest_attributes(request={"project": PROJECT, "zone": ZONE, "instance": "vm1",

@@ -125,9 +125,9 @@ def test_wrong_verb_unknown_path_bad_path_param_and_typed_query_are_caught():
 # -- the recorder, and the server's own strictness, on a broken request ---------------------------
 
 
-def _send(url: str, method: str, body: dict, query: str) -> tuple[int, dict]:
+def _send(url: str, token: str, method: str, body: dict, query: str) -> tuple[int, dict]:
     req = urllib.request.Request(f"{url}{INSERT}?{query}", data=json.dumps(body).encode(), method=method,
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, json.loads(resp.read())
@@ -139,7 +139,7 @@ def _send(url: str, method: str, body: dict, query: str) -> tuple[int, dict]:
 def test_a_broken_field_in_the_vm_body_is_recorded_as_a_violation(compute_requests):
     broken = vm_body(scheduling={"onHostMaintenance": "TERMINATE", "automaticRestart": True, "restartOnFailure": 1})
     with ComputeServer(faults=FAST) as srv:
-        status, answer = _send(srv.url, "POST", broken, "requestId=" + RID["requestId"])
+        status, answer = _send(srv.url, srv.token, "POST", broken, "requestId=" + RID["requestId"])
     assert status == 400 and answer["error"]["status"] == "INVALID_ARGUMENT"
     assert answer["error"]["message"] == (
         "Invalid JSON payload received. Unknown name \"restartOnFailure\" at 'resource.scheduling': "
@@ -188,7 +188,7 @@ def test_the_product_vm_body_is_valid_as_serialized(tmp_path):
 
 def test_clients_send_uuid_request_ids(compute_requests):
     with ComputeServer(faults=FAST) as srv:
-        api = gcp.clients(srv.url, policy=POLICY)
+        api = gcp.clients(srv.url, gcp.bearer(srv.token), policy=POLICY)
         api.wait(api.firewalls.insert(project=PROJECT, firewall_resource=compute_v1.Firewall(
             name="fw1", allowed=[compute_v1.Allowed(I_p_protocol="tcp", ports=["22"])], source_ranges=["10.0.0.0/8"])))
     (insert,) = [q for m, _, q, _ in compute_requests if m == "POST" and "requestId" in q]

@@ -76,10 +76,10 @@ def printed_diff(step: File, old: str | None) -> list[str]:
 
 
 def expected_diff(step: File, old: str | None) -> list[str]:
-    def masked(text: str) -> list[str]:
-        return (secrets.mask(text) if step.secret else text).splitlines(keepends=True)
-
-    lines = difflib.unified_diff([] if old is None else masked(old), masked(step.content),
+    if step.secret:  # masked by key name on both sides (runbook.secrets), then printed as it is
+        return secrets.env_file_diff(step.path, old, step.content).splitlines()
+    lines = difflib.unified_diff([] if old is None else old.splitlines(keepends=True),
+                                 step.content.splitlines(keepends=True),
                                  fromfile="/dev/null" if old is None else step.path, tofile=step.path)
     return [line.rstrip("\n") for line in lines]
 

@@ -27,7 +27,7 @@ FAMILY = "projects/ubuntu-os-accelerator-images/global/images/family/ubuntu-acce
 
 def test_a_rate_limited_insert_says_call_resource_status_retry_and_wait(server):
     messages: list[str] = []
-    api = gcp.clients(server.url, policy=STEADY, notify=messages.append)
+    api = gcp.clients(server.url, gcp.bearer(server.token), policy=STEADY, notify=messages.append)
     server.sim.set_faults(fail_next=[{"method": "POST", "path": r"/zones/[^/]+/instances$", "status": 429,
                                       "count": 2}])
     api.wait(api.instances.insert(project=PROJECT, zone=ZONE, instance_resource={
@@ -46,7 +46,7 @@ def test_a_rate_limited_insert_says_call_resource_status_retry_and_wait(server):
 
 def test_other_calls_name_their_resource_and_status(server):
     messages: list[str] = []
-    api = gcp.clients(server.url, policy=STEADY, notify=messages.append)
+    api = gcp.clients(server.url, gcp.bearer(server.token), policy=STEADY, notify=messages.append)
     server.sim.set_faults(fail_next=[{"path": "/regions/", "status": 503},
                                      {"path": "/global/firewalls$", "status": 429},
                                      {"path": "/aggregated/acceleratorTypes", "status": 502}])
@@ -63,7 +63,7 @@ def test_other_calls_name_their_resource_and_status(server):
 
 def test_without_a_listener_the_message_goes_to_the_log(server, caplog):
     caplog.set_level(logging.WARNING, logger="runbook.gcp")
-    api = gcp.clients(server.url, policy=STEADY)
+    api = gcp.clients(server.url, gcp.bearer(server.token), policy=STEADY)
     server.sim.set_faults(fail_next=[{"path": "/zones/[^/]+/disks$", "status": 429}])
     api.disks.list(project=PROJECT, zone=ZONE)
     assert [r.getMessage() for r in caplog.records] == [
@@ -72,8 +72,12 @@ def test_without_a_listener_the_message_goes_to_the_log(server, caplog):
 
 def test_a_deploy_under_injected_429s_prints_each_retry_once_in_its_log(server, tmp_path):
     console = Console(file=io.StringIO(), width=100, color_system=None)
-    settings = Settings.model_validate({"gcp": {"project_id": PROJECT, "api_endpoint": server.url},
-                                        "inventory": {"target": "gcp"}})
+    token_file = tmp_path / "compute-api.token"
+    token_file.write_text(server.token + "\n")
+    token_file.chmod(0o600)
+    settings = Settings.model_validate({
+        "gcp": {"project_id": PROJECT, "api_endpoint": server.url, "api_token_file": str(token_file)},
+        "inventory": {"target": "gcp"}, "monitoring": {"promtail": {"loki_url": "http://loki.example.com:3100"}}})
     server.sim.set_faults(fail_next=[{"method": "POST", "path": r"/zones/[^/]+/instances$", "status": 429,
                                       "count": 3}])
     results = cloud.run(open_context(settings, tmp_path, Output(console=console), policy=POLICY), ["firewall", "vm"])
