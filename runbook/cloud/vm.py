@@ -279,8 +279,10 @@ class OsLoginStep(ResourceStep):
     calls: ClassVar[str] = "projects.get (a read; the instance's metadata comes with the VM)"
 
     def read(self, ctx: CloudContext):
+        if ctx.sandbox:
+            return {"skip": "not used: sandbox hosts take the sandbox's own key"}
         instance = locate(ctx)
-        if instance is None or ctx.sandbox:
+        if instance is None:
             return None
         from .preflight import project_info
 
@@ -291,7 +293,9 @@ class OsLoginStep(ResourceStep):
 
     def plan(self, fact, ctx: CloudContext) -> Plan:
         if fact is None:
-            return _after_create(ctx, "", "checked once the VM exists" if not ctx.sandbox else "not used (sandbox)")
+            return _after_create(ctx, "", "checked once the VM exists")
+        if "skip" in fact:
+            return Plan(False, fact["skip"])
         if not fact["on"]:
             return Plan(False, "off: ssh-keys metadata is used")
         ssh, name = ctx.settings.ssh, ctx.settings.gcp.instance_name

@@ -228,8 +228,9 @@ def test_vm_create_rerun_start_tags_drift_and_cleanup(project):
     # Stopped by hand: started again, and its new ephemeral IP recorded.
     gcp.wait(project.api.instances.stop(project=PROJECT, zone=ZONE, instance=NAME), project.api)
     started = project.run("vm")
-    assert changed(started) == 2
+    assert changed(started) == 3  # started, its new IP recorded, the host key pinned for that IP
     assert "start" in step(started, "2-3", "running").summary
+    assert step(started, "2-4", "host key").status == CHANGED
     new_address = project.instance().network_interfaces[0].access_configs[0].nat_i_p
     assert new_address != address and state.find(project.root, NAME)["address"] == new_address
 
