@@ -51,3 +51,9 @@ for service in $unwanted; do
         service "$service" stop >/dev/null || true
     fi
 done
+
+# Every sandbox host is a systemd with its own inotify watchers; the kernel's default of 128 instances
+# per user runs out at a handful of hosts ("Too many open files" from systemd-nspawn).
+if [ -w /proc/sys/fs/inotify/max_user_instances ] && [ "$(cat /proc/sys/fs/inotify/max_user_instances)" -lt 1024 ]; then
+    echo 1024 > /proc/sys/fs/inotify/max_user_instances
+fi
