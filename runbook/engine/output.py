@@ -58,6 +58,7 @@ class _Activity:
     """A step that is running on one host, as its status line shows it."""
 
     label: str
+    host: str = ""
     started: float = field(default_factory=time.monotonic)
     message: str = ""
     limit: float | None = None  # the longest the step may take, when it has a deadline
@@ -114,7 +115,7 @@ class Output:
 
         *quiet* work (reading a section's facts) shows on a terminal only: it has no result line.
         """
-        self._running[host] = _Activity(label=f"[{host}] {guide:<5} {title}".rstrip(), quiet=quiet)
+        self._running[host] = _Activity(label=f"[{host}] {guide:<5} {title}".rstrip(), host=host, quiet=quiet)
         if self.live:
             self._start_live()
         else:
@@ -122,10 +123,10 @@ class Output:
 
     def step(self, result: StepResult, dry_run: bool) -> None:
         """The result line (what changed, once), then the diff, error and hint under it."""
-        self._running.pop(result.host, None)
-        if self.live and not self._running:
-            self._stop_live()
         with self._lock:
+            self._running.pop(result.host, None)
+            if self.live and not self._running:
+                self._stop_live()
             for text, style in result_lines(result, dry_run, self.show_diff):
                 self.console.print(exact(mask(text), style), end="", soft_wrap=True, crop=False)
             if self.json_stream is not None:
@@ -184,8 +185,10 @@ class Output:
                 due = (activity.started + self.long_after if not activity.announced
                        else activity.announced + self.progress_every)
                 if now >= due:
-                    activity.announced = now
-                    self.line(activity.text(), "dim")
+                    with self._lock:  # not after its result line: the step may have just ended
+                        if self._running.get(activity.host) is activity:
+                            activity.announced = now
+                            self.line(activity.text(), "dim")
             time.sleep(0.25)
 
     def close(self) -> None:
