@@ -8,6 +8,7 @@ README.md and this rendering disagree.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from dataclasses import dataclass
@@ -46,6 +47,17 @@ def _guide(section: str) -> str:
     return known.get(section, "-")
 
 
+def _fold_error(step: StepResult, keep: tuple[int, int] = (2, 4)) -> StepResult:
+    """A long error (a journal's traceback) shortened to its first and last lines, for a README."""
+    lines = step.error.rstrip().splitlines()
+    head, tail = keep
+    if len(lines) <= head + tail + 1:
+        return step
+    folded = [*lines[:head], f"… {len(lines) - head - tail} more lines (all of them in the live log and --report)",
+              *lines[-tail:]]
+    return dataclasses.replace(step, error="\n".join(folded))
+
+
 def render_report(report: dict, quiet_ok: bool = False) -> str:
     """The result lines, summary and checklist of a recorded run, as a pipe shows them."""
     buf = io.StringIO()
@@ -65,7 +77,7 @@ def render_report(report: dict, quiet_ok: bool = False) -> str:
             if folded:
                 out.line(f"[{s['host']}] … {folded} step{'s' if folded > 1 else ''} ok")
                 folded = 0
-            out.step(step, s["dry_run"])
+            out.step(_fold_error(step), s["dry_run"])
         if folded:
             out.line(f"[{s['host']}] … {folded} step{'s' if folded > 1 else ''} ok")
         results.append(SectionResult(s["host"], s["section"], steps, s["seconds"], s["commands"], s["dry_run"]))
@@ -81,12 +93,14 @@ def readme_section(repo: Path) -> str:
         START,
         "## What you will see",
         "",
-        "Real runs on the sandbox (`make sandbox`), printed as a pipe or a CI log shows them: one line per",
-        "step that says what it found or changed, a line per host at the end, the section 6 checklist once.",
-        "On a terminal a running step is a live status line (spinner, phase, elapsed and limit) that its",
-        "result line replaces; steps still running after 2 s also get a start line on a pipe (left out",
-        "here). `--diff` adds each change's diff, `--output json` and `--report` give the same results to",
-        "programs ([docs/report-schema.md](docs/report-schema.md)).",
+        "The results of real runs on the sandbox (`make sandbox`), printed by the code that prints a live",
+        "run, as a pipe or a CI log shows them: one line per step that says what it found or changed, a",
+        "line per host, the section 6 checklist once. On a terminal a running step is a live status line",
+        "(spinner, phase, elapsed and limit) that its result line replaces; on a pipe a step still running",
+        "after 2 s also gets a start line, and vLLM's first-start wait comes after the other sections (here",
+        "start lines are left out and the wait is shown in its section). `--diff` adds each change's diff;",
+        "`--output json` and `--report` give the same results to programs",
+        "([docs/report-schema.md](docs/report-schema.md)).",
         "",
     ]
     for session in SESSIONS:

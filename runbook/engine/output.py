@@ -237,8 +237,10 @@ def result_lines(result: StepResult, dry_run: bool, show_diff: bool = False) -> 
     status = "would change" if dry_run and result.status == CHANGED else result.status
     summary = result.summary if result.summary and result.summary != result.title else ""
     took = f" ({duration(result.seconds)})" if result.seconds >= 2 else ""
+    first, *more = summary.split("\n") if summary else [""]
     lines = [(f"[{result.host}] {result.guide:<5} {result.title}: {status}"
-              + (f" — {summary}" if summary else "") + took, STYLE.get(status, ""))]
+              + (f" — {first}" if first else "") + took, STYLE.get(status, ""))]
+    lines += [(line, STYLE.get(status, "")) for line in more]
     if result.diff and (dry_run or show_diff):
         for diff_line in result.diff.rstrip("\n").split("\n"):
             style = "green" if diff_line.startswith("+") else "red" if diff_line.startswith("-") else "dim"

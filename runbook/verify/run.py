@@ -87,36 +87,42 @@ def verify_all(transports: list[Transport], settings: Settings) -> list[HostRepo
 
 
 TABLE_WIDTH = 80  # the checklist fits a standard terminal; longer details go under it
-INLINE_DETAIL = 24  # details up to this long stay in the table
+MIN_DETAIL = 12  # narrower than this, a detail column is not worth having
 
 
 def render(out: Output, reports: list[HostReport]) -> None:
     """The checklist once: one table of every host's rows, red rows first, then the long details.
 
-    Details longer than a table cell would wrap over many lines are numbered and printed in full,
-    wrapped, under the table (and are in --report as they are).
+    A detail that fits the room the other columns leave stays in the table; the others are
+    numbered and printed in full, wrapped, under it (and are in --report as they are).
     """
     out.close()
     several = len(reports) > 1
     rows = [(r.host, row) for r in reports for row in r.rows]
     rows.sort(key=lambda hr: {FAIL: 0, SKIP: 1}.get(hr[1].status, 2))  # stable: guide order within each
+    width = min(out.console.width, TABLE_WIDTH)
+    columns = [6, 5, max((len(row.title) for _, row in rows), default=5)]
+    columns += [max(len(host) for host, _ in rows)] if several and rows else []
+    room = width - sum(columns) - 3 * (len(columns) + 1)  # each column's padding and gap, and the detail's
     table = Table(title="Guide §6 checklist", box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
     table.add_column("status", no_wrap=True)
     if several:
         table.add_column("host", overflow="fold")
     table.add_column("guide", no_wrap=True)
-    table.add_column("check", overflow="fold", ratio=3)
-    table.add_column("detail", overflow="fold", ratio=2)
+    table.add_column("check", overflow="fold")
+    if room >= MIN_DETAIL:
+        table.add_column("detail", overflow="fold")
     notes: list[tuple[int, str, RowResult]] = []
     for host, row in rows:
-        detail = row.detail
-        if len(detail) > INLINE_DETAIL or "\n" in detail:
+        cells = [Text(row.status, style=STYLE.get(row.status, ""))] + ([Text(host)] if several else [])
+        cells += [Text(row.guide), Text(row.title)]
+        if room >= MIN_DETAIL and len(row.detail) <= room and "\n" not in row.detail:
+            cells.append(Text(mask(row.detail)))
+        else:
             notes.append((len(notes) + 1, host, row))
-            detail = f"see [{len(notes)}]"
-        cells = [Text(row.status, style=STYLE.get(row.status, ""))]
-        cells += [Text(host)] if several else []
-        table.add_row(*cells, Text(row.guide), Text(row.title), Text(detail))
-    width = min(out.console.width, TABLE_WIDTH)
+            if room >= MIN_DETAIL:
+                cells.append(Text(f"see [{len(notes)}]"))
+        table.add_row(*cells)
     with out._lock:
         out.console.print(table, width=width, soft_wrap=False)
         for number, host, row in notes:

@@ -200,7 +200,7 @@ def test_the_checklist_is_one_table_in_80_columns_red_rows_first():
     long = ("http://127.0.0.1:8001/health: no answer (connection refused); last journal line: RuntimeError: "
             "Not enough SMs to use max_autotune_gemm mode")
     reports = [HostReport("ai-server-l4", "10.231.1.2", [
-        RowResult("gpu", "nvidia-smi shows an NVIDIA L4 with driver and CUDA", "2-4", "ok",
+        RowResult("gpu", "GPU is an NVIDIA L4 with ~24 GB", "2-4", "ok",
                   "NVIDIA L4, driver 580.95.05, CUDA 13.0"),
         RowResult("vllm_health", "vLLM /health answers 200", "6-1", "FAIL", long),
         RowResult("app", "FastAPI /health", "6-3", "ok", "200"),
