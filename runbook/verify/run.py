@@ -131,7 +131,7 @@ def render(out: Output, reports: list[HostReport]) -> None:
                               width=width, soft_wrap=False)
     failed = [f"{r.host}: {row.title}" for r in reports for row in r.rows if row.status == FAIL]
     if failed:
-        out.line(f"FAILED: {len(failed)} checklist row{'s' if len(failed) > 1 else ''} red", "bold red")
+        out.line(f"FAILED: {'; '.join(failed)}", "bold red")
     else:
         out.line("Every checklist row is green.", "green")
 
