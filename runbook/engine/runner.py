@@ -100,8 +100,9 @@ def _apply(transport: Transport, step: Step, plan: Plan, out: Output, dry_run: b
         script = step.script(plan)
         diff = plan.diff or f"+ run: {script}\n"
         return StepResult(**base, status=CHANGED, summary=plan.summary, diff=diff)
-    out.progress(transport.name, plan.summary if plan.summary != step.title else "")
-    run = _run_with_heartbeat(transport, step.script(plan), out, plan.summary)
+    doing = plan.summary if plan.summary != step.title else ""  # the status line shows the title already
+    out.progress(transport.name, doing)
+    run = _run_with_heartbeat(transport, step.script(plan), out, doing)
     if not run.ok:
         return StepResult(**base, status=FAILED, summary=plan.summary,
                           error=f"exit code {run.rc}; last output:\n{run.tail()}")
