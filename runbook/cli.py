@@ -112,6 +112,7 @@ def run_on_host(cfg: config_mod.Config, transport: Transport, names: Iterable[st
         results.append(SectionResult(transport.name, "connect", [StepResult(
             transport.name, "connect", "-", "reach the host", FAILED, error=str(err))]))
     finally:
+        out.end(transport.name)
         transport.close()
     return results
 

@@ -191,6 +191,13 @@ class Output:
                             self.line(activity.text(), "dim")
             time.sleep(0.25)
 
+    def end(self, host: str) -> None:
+        """*host* stopped without a result line (it became unreachable): its status line goes."""
+        with self._lock:
+            self._running.pop(host, None)
+            if self.live and not self._running:
+                self._stop_live()
+
     def close(self) -> None:
         self._running.clear()
         self._stop_live()
