@@ -228,3 +228,14 @@ def test_the_summary_is_a_line_per_host():
         "[vm]   2 ok, 1 changed, 0 failed in 2 sections (4s, 3 remote commands)",
         "[proj] 1 ok, 0 changed, 0 failed in 1 section (0s, 3 remote commands)",
     ]
+
+
+def test_a_host_that_stops_mid_step_leaves_no_start_line_behind():
+    out, buf = pipe(long_after=0.2)
+    out.begin("gone", "3-2", "venv")
+    out.end("gone")  # e.g. the SSH connection broke: no result line will come
+    time.sleep(0.6)
+    assert buf.getvalue() == ""
+    out.begin("slow", "3-2", "venv")
+    time.sleep(0.6)
+    assert buf.getvalue() == "[slow] 3-2   venv: running — 0s\n"
