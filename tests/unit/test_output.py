@@ -122,16 +122,16 @@ def test_a_result_line_says_what_changed_once(tmp_path):
 
 
 def test_on_a_pipe_only_a_step_running_long_gets_a_start_line(tmp_path):
-    out, buf = pipe(long_after=0.5, progress_every=60)
+    out, buf = pipe(long_after=1.0, progress_every=60)
     steps = [Command(guide="t-1", title="quick", check="false", run="true"),
-             Command(guide="t-2", title="slow", check="false", run="sleep 1.5"),
+             Command(guide="t-2", title="slow", check="false", run="sleep 2.5"),
              Command(guide="t-3", title="broken", check="false", run="echo it broke >&2; exit 3")]
     result = run_steps(LocalTransport(), "demo", "9", steps, out, hints={"t-3": "see B-99"})
     lines = buf.getvalue().splitlines()
     assert [s.status for s in result.steps] == [CHANGED, CHANGED, FAILED]
     assert lines[:2] == ["[localhost] demo (guide §9)", "[localhost] t-1   quick: changed"]
-    assert re.fullmatch(r"\[localhost\] t-2   slow: running — [01]s", lines[2])
-    assert lines[3] == "[localhost] t-2   slow: changed"
+    assert re.fullmatch(r"\[localhost\] t-2   slow: running — [12]s", lines[2])
+    assert re.fullmatch(r"\[localhost\] t-2   slow: changed \(\d+s\)", lines[3])
     assert lines[4] == "[localhost] t-3   broken: failed"
     assert lines[5:] == ["      exit code 3; last output:", "      it broke", "      hint: see B-99"]
 
@@ -142,10 +142,10 @@ def test_on_a_terminal_the_status_line_shows_phase_elapsed_and_limit_then_its_re
     assert out.live
     out.begin("ai-server-l4", "3-6", "vLLM start")
     out.progress("ai-server-l4", "compiling", limit=900)
-    time.sleep(0.6)  # the live region refreshes 8 times a second
+    time.sleep(1.0)  # the live region refreshes 8 times a second
     out.step(StepResult("ai-server-l4", "vllm", "3-6", "vLLM start", OK, "answers 200"), dry_run=False)
     text = buf.getvalue()
-    assert "[ai-server-l4] 3-6   vLLM start: compiling — 0s of up to 15m" in text
+    assert re.search(r"\[ai-server-l4\] 3-6   vLLM start: compiling — [01]s of up to 15m", text)
     assert text.rstrip().endswith("[ai-server-l4] 3-6   vLLM start: ok — answers 200")
     assert out._live is None  # the status line is gone, replaced by the result
 
