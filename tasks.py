@@ -50,10 +50,10 @@ def docs(c):
     from pathlib import Path
 
     from runbook import docs as docs_mod
-    from runbook import session_docs, troubleshoot_docs
+    from runbook import recorded_runs, troubleshoot_docs
 
     repo = Path(__file__).resolve().parent
-    for path in [*docs_mod.write(repo), *troubleshoot_docs.write(repo), *session_docs.write(repo)]:
+    for path in [*docs_mod.write(repo), *troubleshoot_docs.write(repo), *recorded_runs.write(repo)]:
         print(f"wrote {path.relative_to(repo)}")
 
 

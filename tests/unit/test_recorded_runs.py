@@ -5,25 +5,25 @@ from pathlib import Path
 
 import jsonschema
 
-from runbook import session_docs
+from runbook import recorded_runs
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((REPO / "docs" / "report-schema.json").read_text())
 
 
-def test_readme_shows_the_sessions_as_the_output_code_prints_them_today():
-    assert (REPO / "README.md").read_text() == session_docs.updated_readme(REPO), \
+def test_readme_shows_the_recorded_runs_as_the_output_code_prints_them_today():
+    assert (REPO / "README.md").read_text() == recorded_runs.updated_readme(REPO), \
         "README.md's What you will see is stale: run `inv docs`"
 
 
-def test_the_recorded_sessions_are_reports_of_the_current_schema():
+def test_the_recorded_runs_are_reports_of_the_current_schema():
     validator = jsonschema.Draft202012Validator(SCHEMA)
-    for session in session_docs.SESSIONS:
-        validator.validate(json.loads((REPO / "docs" / "sessions" / f"{session.name}.json").read_text()))
+    for run in recorded_runs.RUNS:
+        validator.validate(json.loads((REPO / "docs" / "recorded" / f"{run.name}.json").read_text()))
 
 
-def test_the_sessions_show_a_cold_deploy_a_quiet_rerun_and_a_failure_with_its_hint():
-    section = session_docs.readme_section(REPO)
+def test_the_recorded_runs_show_a_cold_deploy_a_quiet_rerun_and_a_failure_with_its_hint():
+    section = recorded_runs.readme_section(REPO)
     cold, again, failure = section.split("```console")[1:]
     assert "changed — create /etc/systemd/system/vllm.service" in cold and "Guide §6 checklist" in cold
     assert cold.count("Guide §6 checklist") == 1 and "echo $?\n0" in cold
