@@ -19,7 +19,7 @@ from .engine.results import FAILED, SectionResult, StepResult, write_report
 from .engine.runner import run_steps
 from .errors import RunbookError
 from .inventory import transports
-from .sections import HOST_SECTIONS
+from .sections import HOST_SECTIONS, promtail
 from .sections.common import HostInfo
 from .transport import Transport
 
@@ -110,6 +110,8 @@ def run_host_sections(names: list[str], opts: Options, out: Output | None = None
     """
     out = out or Output(show_diff=opts.diff)
     cfg = load(opts, out)
+    if "promtail" in names and (eol := promtail.eol_warning(cfg.settings)):
+        out.warn(eol)
     try:
         hosts = transports(cfg, opts.local, opts.host_list, notify=out.warn)
     except RunbookError as err:

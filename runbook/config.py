@@ -344,7 +344,7 @@ class NodeExporterConfig(Strict):
 class AlloyConfig(Strict):
     """Grafana Alloy, promtail's successor (log_shipper = "alloy"): the release zip, verified."""
 
-    version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = "1.10.2"
+    version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = "1.12.0"
     url: Url = "https://github.com/grafana/alloy/releases/download/v{version}/alloy-linux-amd64.zip"
     checksums_url: Url = "https://github.com/grafana/alloy/releases/download/v{version}/SHA256SUMS"
     sha256: Sha256 = ""

@@ -1,7 +1,9 @@
-"""Guide 7-6: ship the services' logs to Loki, with Promtail (the guide's) or Grafana Alloy.
+"""Guide 7-6: ship the services' logs to Loki, with Grafana Alloy (the default) or Promtail (the guide's).
 
-Promtail is end-of-life upstream, so ``log_shipper = "alloy"`` installs Alloy instead with the
-same jobs and labels, and stops the other shipper so logs are never sent twice. Both are
+Promtail reached end of life on 2026-03-02 (Grafana's Promtail docs), so Alloy is installed by
+default, with the same jobs and labels as the guide's promtail config; ``log_shipper = "promtail"``
+still deploys the guide's agent, with a warning. The other shipper is stopped so logs are never
+sent twice. Both are
 sha256-verified downloads; the config is checked by the shipper itself before it replaces the old
 one; the log directory exists first (B-18); and the run ends by asking Loki, from the host, whether
 it can be reached at all (B-17).
@@ -22,6 +24,15 @@ from .units import unit_text
 
 PROMTAIL_UNIT = "promtail.service"
 ALLOY_UNIT = "alloy.service"
+PROMTAIL_EOL = "2026-03-02"
+
+
+def eol_warning(settings) -> str:
+    """One line for runs that deploy promtail; empty with Alloy."""
+    if settings.monitoring.promtail.log_shipper != "promtail":
+        return ""
+    return (f"log_shipper = \"promtail\": Promtail is end of life since {PROMTAIL_EOL} (no fixes, no security "
+            "updates); set monitoring.promtail.log_shipper = \"alloy\" (same jobs and labels)")
 
 
 def shipping(cfg: Config) -> Shipping:
@@ -85,7 +96,7 @@ def alloy_steps(cfg: Config, ship: Shipping) -> list[Step]:
         Directory(guide="7-6", title="/etc/alloy", path="/etc/alloy"),
         Directory(guide="7-6", title="/var/lib/alloy", path="/var/lib/alloy"),
         File(guide="7-6", title=f"{config} (same labels as promtail's)", path=config, content=alloy_config(ship),
-             notify=(ALLOY_UNIT,), validate=f"{binary} fmt {{path}} >/dev/null"),
+             notify=(ALLOY_UNIT,), validate=f"{binary} fmt {{path}} >/dev/null && {binary} validate {{path}}"),
         File(guide="7-6", title=f"/etc/systemd/system/{ALLOY_UNIT}", path=f"/etc/systemd/system/{ALLOY_UNIT}",
              content=unit_text("7-6", "Grafana Alloy (log shipping to Loki)",
                                f"ExecStart={binary} run --server.http.listen-addr={listen} "

@@ -3,7 +3,9 @@
 As ``promtail``: ``-config.file=PATH`` (``--config.file PATH``), ``-check-syntax``, ``-version``;
 serves /ready and /metrics on server.http_listen_port. As ``alloy``: ``alloy run
 [--server.http.listen-addr=ADDR] [--storage.path=DIR] CONFIG``, ``alloy fmt FILE``,
-``alloy --version``; serves /-/ready. Both validate their config the way the real programs do
+``alloy validate FILE`` (the whole graph: components, arguments, references, as Alloy's
+validate command does since 1.x; exit 1 with the diagnostics on stderr), ``alloy --version``;
+serves /-/ready. Both validate their config the way the real programs do
 (unknown fields are errors), read the journal through journalctl with the configured matches,
 tail files, relabel, run the pipeline stages and push protobuf+snappy batches to Loki.
 """
@@ -19,7 +21,7 @@ import runtime
 from alloy_syntax import AlloySyntaxError, parse
 
 VERSION = "3.4.2-double"
-ALLOY_VERSION = "v1.10.2-double"
+ALLOY_VERSION = "v1.12.0-double"
 
 
 def _flag(argv: list[str], name: str) -> str | None:
@@ -84,8 +86,18 @@ def alloy(argv: list[str]) -> int:
             return 1
         sys.stdout.write(text)
         return 0
+    if command == "validate":
+        if len(files) != 1:
+            print("Error: validate expects exactly one path", file=sys.stderr)
+            return 1
+        try:
+            alloy_config.load(files[0])
+        except (OSError, AlloySyntaxError, promtail_config.ConfigError, ValueError) as err:
+            print(f"Error: {err}", file=sys.stderr)
+            return 1
+        return 0
     if command != "run" or len(files) != 1:
-        print(f"Error: unknown command {command!r} (this stand-in knows run and fmt)", file=sys.stderr)
+        print(f"Error: unknown command {command!r} (this stand-in knows run, fmt and validate)", file=sys.stderr)
         return 1
     try:
         srcs, urls = alloy_config.load(files[0])
@@ -101,7 +113,7 @@ def alloy(argv: list[str]) -> int:
 
 def main(argv: list[str]) -> int:
     program = os.path.basename(argv[0])
-    if "alloy" in program or (len(argv) > 1 and argv[1] in ("run", "fmt")):
+    if "alloy" in program or (len(argv) > 1 and argv[1] in ("run", "fmt", "validate")):
         return alloy(argv[1:])
     return promtail(argv[1:])
 
