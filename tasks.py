@@ -7,7 +7,7 @@ collection). Every section task takes the same flags: --dry-run, --local,
 
 from invoke import Collection, task
 
-from runbook import cli, tasks_checks, tasks_cloud
+from runbook import cli, tasks_checks, tasks_cloud, tasks_monitoring
 from runbook.cloud import CLOUD_SECTIONS
 from runbook.engine.output import Output
 from runbook.engine.results import FAILED
@@ -58,7 +58,7 @@ def docs(c):
 
 
 ns = Collection(deploy, docs, tasks_cloud.firewall, tasks_cloud.vm, tasks_cloud.cleanup,
-                tasks_checks.verify, tasks_checks.troubleshoot)
+                tasks_checks.verify, tasks_checks.troubleshoot, tasks_monitoring.monitoring_config)
 for _name in HOST_SECTIONS:
     ns.add_task(_section_task(_name))
 

@@ -21,9 +21,9 @@ from ..secrets import mask
 from ..transport import Transport
 from . import batch
 from .reach import Reach
-from .rows import FAIL, OK, ROWS, SKIP, Facts
+from .rows import FAIL, OK, ROWS, SKIP, WARN, Facts
 
-STYLE = {OK: "green", FAIL: "bold red", SKIP: "yellow"}
+STYLE = {OK: "green", FAIL: "bold red", SKIP: "yellow", WARN: "yellow"}
 
 
 @dataclass

@@ -18,6 +18,7 @@ import sys
 import alloy_config
 import promtail_config
 import runtime
+import sources
 from alloy_syntax import AlloySyntaxError, parse
 
 VERSION = "3.4.2-double"
@@ -67,6 +68,19 @@ def promtail(argv: list[str]) -> int:
                        ("/ready",))
 
 
+def take_over_file_offsets(legacy_files: list[str], own_path: str) -> None:
+    """legacy_positions_file: a file's offset from Promtail's positions, where Alloy has none yet
+    (journal cursors are Promtail's own and are not taken over: Alloy's journal reads max_age back)."""
+    if not legacy_files:
+        return
+    own = sources.Positions(own_path)
+    for legacy in legacy_files:
+        for key, value in sources.Positions(legacy).data.items():
+            if key.startswith("/") and not own.get(key):
+                own.set(key, value)
+    own.save()
+
+
 def alloy(argv: list[str]) -> int:
     if not argv or argv[0] in ("-v", "--version", "-version"):
         print(f"alloy, version {ALLOY_VERSION} (branch: double, revision: test-bed)")
@@ -107,6 +121,7 @@ def alloy(argv: list[str]) -> int:
     listen = _flag(rest, "server.http.listen-addr") or "127.0.0.1:12345"
     host, _, port = listen.rpartition(":")
     storage = _flag(rest, "storage.path") or "data-alloy"
+    take_over_file_offsets(alloy_config.legacy_position_files(files[0]), os.path.join(storage, "positions.yml"))
     return runtime.run("alloy", srcs, urls, os.path.join(storage, "positions.yml"), (host, int(port)),
                        ("/-/ready", "/-/healthy"))
 
