@@ -193,7 +193,3 @@ ROWS: tuple[Row, ...] = (
         _judge_dcgm),
     Row("promtail", "log shipper active, no Loki push errors", "7-6", _shipper_probes, _judge_shipper),
 )
-
-from .current_rows import CURRENT_ROWS  # noqa: E402 - they use the names above
-
-ROWS = (*ROWS, *CURRENT_ROWS)

@@ -164,7 +164,7 @@ def _cloud(config: Path) -> None:
 
 
 def _build(state_dir: Path) -> Stack:
-    from runbook import sandbox
+    from testbed import sandbox
     from testbed.compute_server import ComputeServer
 
     from helpers import inv
