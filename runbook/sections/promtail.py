@@ -110,14 +110,21 @@ def alloy_steps(cfg: Config, ship: Shipping) -> list[Step]:
 
 
 def steps(cfg: Config, host: HostInfo) -> list[Step]:
+    """With Alloy, everything that can fail (download, validated config, unit, Loki reachable) is done
+    before promtail is stopped and Alloy started: a host that runs promtail keeps shipping until then."""
     p = cfg.settings.monitoring.promtail
     ship = shipping(cfg)
-    shipper = promtail_steps(cfg, ship) if p.log_shipper == "promtail" else alloy_steps(cfg, ship)
     unit = PROMTAIL_UNIT if p.log_shipper == "promtail" else ALLOY_UNIT
+    loki = LokiReachable(guide="7-6", title=f"Loki reachable from the host (B-17): {ship.loki_url}",
+                         url=ship.loki_url, unit=unit)
+    if p.log_shipper == "promtail":
+        shipper = [*promtail_steps(cfg, ship), loki]
+    else:
+        shipper = alloy_steps(cfg, ship)
+        cut = next(i for i, s in enumerate(shipper) if isinstance(s, Command) and PROMTAIL_UNIT in s.title)
+        shipper.insert(cut, loki)
     return [
         AptPackages(guide="7-6", title="unzip and curl", names=("unzip", "curl", "ca-certificates")),
         *log_dir_steps(cfg, host),
         *shipper,
-        LokiReachable(guide="7-6", title=f"Loki reachable from the host (B-17): {ship.loki_url}",
-                      url=ship.loki_url, unit=unit),
     ]
