@@ -342,13 +342,28 @@ class NodeExporterConfig(Strict):
 
 
 class AlloyConfig(Strict):
-    """Grafana Alloy, promtail's successor (log_shipper = "alloy"): the release zip, verified."""
+    """Grafana Alloy, promtail's successor (log_shipper = "alloy", the default): the release zip checked
+    against the release's checksums, or Grafana's apt repository with its signing key pinned by sha256."""
 
+    method: Literal["zip", "apt"] = "zip"
     version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = "1.12.0"
     url: Url = "https://github.com/grafana/alloy/releases/download/v{version}/alloy-linux-amd64.zip"
     checksums_url: Url = "https://github.com/grafana/alloy/releases/download/v{version}/SHA256SUMS"
     sha256: Sha256 = ""
+    # method = "apt" (Grafana's install docs): the key, its pinned digest, and the source (a mirror works too).
+    apt_key_url: Url = "https://apt.grafana.com/gpg.key"
+    apt_key_sha256: Sha256 = ""  # required with method = "apt"
+    apt_source: Annotated[str, Field(pattern=r"^(https?|file)://[^\s'\"`$\\]+( [^\n'\"`$\\]+)+$")] = (
+        "https://apt.grafana.com stable main")
+    apt_package: Scalar = "alloy"
     port: Port = 12345
+
+    @model_validator(mode="after")
+    def _key_pinned(self) -> AlloyConfig:
+        if self.method == "apt" and not self.apt_key_sha256:
+            raise ValueError("method = \"apt\" needs apt_key_sha256: the sha256 of the key at apt_key_url, "
+                             "checked before apt trusts it")
+        return self
 
 
 class PromtailConfig(Strict):

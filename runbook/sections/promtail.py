@@ -83,16 +83,48 @@ def promtail_steps(cfg: Config, ship: Shipping) -> list[Step]:
     ]
 
 
+GRAFANA_KEYRING = "/etc/apt/keyrings/grafana.gpg"
+GRAFANA_LIST = "/etc/apt/sources.list.d/grafana.list"
+
+
+def alloy_apt_steps(cfg: Config) -> list[Step]:
+    """Grafana's apt repository: the signing key only after its sha256 matches the pinned one."""
+    a = cfg.settings.monitoring.promtail.alloy
+    key_url = resolve(cfg, a.apt_key_url)
+    pin, pin_file = q(a.apt_key_sha256), GRAFANA_KEYRING + ".sha256"
+    return [
+        AptPackages(guide="7-6", title="gpg (to store Grafana's key)", names=("gpg",)),
+        Command(guide="7-6", title=f"Grafana's apt key in {GRAFANA_KEYRING} (sha256-pinned)",
+                check=f"[ -s {GRAFANA_KEYRING} ] && [ \"$(cat {pin_file})\" = {pin} ]",
+                run="\n".join([
+                    "set -e", "work=$(mktemp -d)", "trap 'rm -rf \"$work\"' EXIT",
+                    f"curl -fsSL --retry 3 -o \"$work/key\" {q(key_url)}",
+                    "got=$(sha256sum \"$work/key\" | cut -d' ' -f1)",
+                    f"[ \"$got\" = {pin} ] || {{ echo \"checksum mismatch for {key_url}: pinned "
+                    f"{a.apt_key_sha256}, the download is $got\" >&2; exit 1; }}",
+                    "install -d -m 0755 /etc/apt/keyrings",
+                    f"gpg --batch --yes --dearmor -o {GRAFANA_KEYRING} \"$work/key\"",
+                    f"chmod 0644 {GRAFANA_KEYRING}", f"echo {pin} > {pin_file}"])),
+        File(guide="7-6", title=GRAFANA_LIST, path=GRAFANA_LIST,
+             content=f"deb [signed-by={GRAFANA_KEYRING}] {resolve(cfg, a.apt_source.split()[0])} "
+                     f"{' '.join(a.apt_source.split()[1:])}\n"),
+        AptPackages(guide="7-6", title=f"{a.apt_package} from Grafana's repository", names=(a.apt_package,),
+                    notify=(ALLOY_UNIT,)),
+    ]
+
+
 def alloy_steps(cfg: Config, ship: Shipping) -> list[Step]:
     a = cfg.settings.monitoring.promtail.alloy
-    binary = "/usr/local/bin/alloy"
+    binary = "/usr/bin/alloy" if a.method == "apt" else "/usr/local/bin/alloy"
     config = "/etc/alloy/config.alloy"
     listen = f"127.0.0.1:{a.port}"
-    return [
+    install = alloy_apt_steps(cfg) if a.method == "apt" else [
         VerifiedDownload(guide="7-6", title=f"alloy {a.version} (sha256-verified)", name="alloy",
                          url=resolve(cfg, a.url, version=a.version),
                          checksums_url=resolve(cfg, a.checksums_url, version=a.version), sha256=a.sha256,
-                         member="alloy-linux-amd64", dest=binary, notify=(ALLOY_UNIT,)),
+                         member="alloy-linux-amd64", dest=binary, notify=(ALLOY_UNIT,))]
+    return [
+        *install,
         Directory(guide="7-6", title="/etc/alloy", path="/etc/alloy"),
         Directory(guide="7-6", title="/var/lib/alloy", path="/var/lib/alloy"),
         File(guide="7-6", title=f"{config} (same labels as promtail's)", path=config, content=alloy_config(ship),

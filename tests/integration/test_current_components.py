@@ -43,9 +43,9 @@ def arrives(stack: Stack, marker: str, timeout: float = 30) -> list[dict]:
 
 
 def log_both(stack: Stack, marker: str) -> None:
-    """One journal line from ai-server, one line in the app's log file."""
-    stack.sh(f"sudo systemd-run --quiet --wait --collect --unit=ai-server-{marker.lower()} "
-             f"-p SyslogIdentifier=ai-server sh -c 'echo J-{marker}'")
+    """One journal line of vllm.service (its access log, with the marker in the query) and one line in
+    the app's log file."""
+    stack.sh(f"curl -sf -o /dev/null 'http://127.0.0.1:8001/health?J-{marker}'")
     stack.sh(f"echo F-{marker} | sudo tee -a {APP_LOG} >/dev/null")
 
 
@@ -77,7 +77,7 @@ def test_c1_promtail_host_moves_to_alloy_without_gap_or_double(stack: Stack, tmp
     for marker in ("J-BEFORE-CUT", "F-BEFORE-CUT", "J-AFTER-CUT", "F-AFTER-CUT"):
         assert len(stored(stack, marker)) == 1, (marker, stored(stack, marker))
     journal = stored(stack, "J-AFTER-CUT")[0]["labels"]
-    assert journal["job"] == "ai-server" and journal["service"] == "ai-server", journal
+    assert journal == {"job": "vllm", "host": "ai-server-l4", "unit": "vllm.service", "service": "vllm"}, journal
 
 
 def test_c2_guides_vllm_port_is_found_and_renamed_in_one_run(stack: Stack):

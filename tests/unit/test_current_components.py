@@ -141,3 +141,21 @@ def test_vllm_env_and_unit_use_no_vllm_reserved_names():
     assert "SERVE_PORT=8001" in env and "VLLM_API_KEY=" in env
     for text in (env, unit_text):
         assert "VLLM_PORT" not in text and "VLLM_HOST" not in text and "${VLLM_" not in text
+
+
+def test_alloy_from_grafanas_apt_repository_needs_a_pinned_key():
+    from runbook.errors import ConfigError
+    with pytest.raises(ConfigError, match="apt_key_sha256"):
+        parse_settings({"monitoring": {"promtail": {"alloy": {"method": "apt"}}}})
+    from runbook.config import Config
+    pin = "a" * 64
+    settings = parse_settings({"monitoring": {"promtail": {"loki_url": "http://loki:3100", "alloy": {
+        "method": "apt", "apt_key_sha256": pin}}}})
+    steps = HOST_SECTIONS["promtail"].build(Config.model_construct(settings=settings, secrets=None, root=Path(".")),
+                                            HostInfo("h", "ubuntu"))
+    key = next(s for s in steps if s.title.startswith("Grafana's apt key"))
+    assert f"[ \"$got\" = {pin} ]" in key.run and key.run.index("sha256sum") < key.run.index("gpg --batch")
+    source = next(s for s in steps if s.title == "/etc/apt/sources.list.d/grafana.list")
+    assert source.content == "deb [signed-by=/etc/apt/keyrings/grafana.gpg] https://apt.grafana.com stable main\n"
+    unit = next(s for s in steps if s.title == "/etc/systemd/system/alloy.service")
+    assert "ExecStart=/usr/bin/alloy run" in unit.content
