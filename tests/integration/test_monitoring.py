@@ -184,7 +184,7 @@ def test_dcgm_twice_then_dcgm4_builds_the_matching_tag(tmp_path, host, loki, pro
     again = inv("dcgm", "--config", write_config(tmp_path, host, loki_url(loki)),
                 "--report", str(tmp_path / "again.json"))
     assert again.returncode == 0 and report(tmp_path / "again.json")["sections"][0]["changed"] == 0, again.stdout
-    down = inv("dcgm", "--config", cfg)
+    down = inv("dcgm", "--config", write_config(tmp_path, host, loki_url(loki), dcgm_major="3"))
     assert down.returncode == 1 and "never downgrades DCGM" in down.stdout, down.stdout
     assert "datacenter-gpu-manager-4-core installed" in host.ssh(
         "dpkg-query -W -f='${Package} ${db:Status-Status}\\n' 'datacenter-gpu-manager*'").stdout
