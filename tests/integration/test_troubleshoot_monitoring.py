@@ -87,7 +87,7 @@ def test_b17_loki_does_not_answer(stack: Stack):
     stack.sh("sudo systemctl kill -s STOP loki-double.service")
     try:
         stack.sh("curl -s -o /dev/null http://127.0.0.1:8000/health; for i in $(seq 60); do "
-                 "journalctl -u promtail --since -2min -o cat | grep -q 'context deadline exceeded' && exit 0; "
+                 "journalctl -u alloy --since -2min -o cat | grep -q 'context deadline exceeded' && exit 0; "
                  "sleep 0.5; done; exit 1")
         got = stack.detect("B-17")
         assert got["summary"].startswith("Loki at http://127.0.0.1:3100 does not answer from this host")

@@ -159,3 +159,11 @@ def test_alloy_from_grafanas_apt_repository_needs_a_pinned_key():
     assert source.content == "deb [signed-by=/etc/apt/keyrings/grafana.gpg] https://apt.grafana.com stable main\n"
     unit = next(s for s in steps if s.title == "/etc/systemd/system/alloy.service")
     assert "ExecStart=/usr/bin/alloy run" in unit.content
+
+
+def test_b4_reads_the_serve_names_and_the_guides():
+    from troubleshoot.vllm_items import _numbers
+    for name in ("SERVE", "VLLM"):
+        raw = {"vllm__env": f"file=present\n{name}_MAX_MODEL_LEN=4096\n{name}_GPU_MEMORY_UTILIZATION=0.8\n"}
+        host, _ = _numbers(ev(ALLOY, **raw))
+        assert host == {"max_model_len": "4096", "gpu_memory_utilization": "0.8"}
