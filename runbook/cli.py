@@ -144,6 +144,11 @@ def run_host_sections(names: list[str], opts: Options, out: Output | None = None
 
     out = out or make_output(opts)
     cfg = load(opts, out)
+    if "promtail" in names:
+        from .sections import promtail
+
+        if eol := promtail.eol_warning(cfg.settings):
+            out.warn(eol)
     try:
         hosts = transports(cfg, opts.local, opts.host_list, notify=out.warn)
     except RunbookError as err:

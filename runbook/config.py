@@ -362,10 +362,19 @@ class DcgmConfig(Strict):
     cuda_keyring_sha256: Sha256 = ""  # checked when set
     # A complete apt source line used INSTEAD of the keyring package (a mirror, an offline repo).
     apt_repo: Annotated[str, Field(pattern=r"^(deb\s[^\n'\"`$\\]+)?$")] = ""
-    package: PackageName = "datacenter-gpu-manager"  # DCGM 3; DCGM 4 is datacenter-gpu-manager-4-core
+    # "auto": DCGM 4 when the CUDA repository offers it (else 3); a host keeps the major it has, and
+    # is never downgraded. 3 or 4: that major (a host with a newer one is refused, not downgraded).
+    major: Literal["auto", 3, 4] = "auto"
+    package: PackageName = "datacenter-gpu-manager"  # DCGM 3, the guide's package
+    # DCGM 4 (NVIDIA's DCGM install docs): the core package, plus the CUDA-specific one for the
+    # driver's CUDA major ({cuda}, from nvidia-smi) when the repository has it.
+    package_4: PackageName = "datacenter-gpu-manager-4-core"
+    package_4_cuda: Scalar = "datacenter-gpu-manager-4-cuda{cuda}"
     exporter_git: GitUrl = "https://github.com/NVIDIA/dcgm-exporter.git"
     # DCGM major version (from libdcgm.so.N on the host) -> the dcgm-exporter tag built for it (B-7).
-    exporter_tags: dict[str, GitRef] = {"3": "3.3.9-3.6.1", "4": "4.2.3-4.1.3"}
+    exporter_tags: dict[str, GitRef] = {"3": "3.3.9-3.6.1", "4": "4.5.3-4.8.2"}
+    # The Go each tag's go.mod asks for (checked against monitoring.dcgm.go before a build is tried).
+    exporter_go: dict[str, Annotated[str, Field(pattern=r"^\d+\.\d+(\.\d+)?$")]] = {"3": "1.21", "4": "1.24"}
     port: Port = 9400
     metrics_timeout_sec: Annotated[int, Field(ge=5, le=3600)] = 90  # B-9: the first scrape takes ~10 s
     go: GoConfig = GoConfig()
@@ -393,6 +402,22 @@ class DcgmConfig(Strict):
             raise ValueError(f"keys must be DCGM major versions like \"3\", got {bad or 'none'}")
         return tags
 
+    @model_validator(mode="after")
+    def _go_new_enough(self) -> DcgmConfig:
+        """A tarball Go older than a tag's go.mod would only fail at the end of a long build: refuse it now."""
+        if self.go.method != "tarball":
+            return self
+
+        def parts(v: str) -> tuple[int, ...]:
+            return tuple(int(x) for x in v.split("."))
+
+        old = {m: need for m, need in self.exporter_go.items() if m in self.exporter_tags
+               and parts(self.go.version)[:2] < parts(need)[:2]}
+        if old:
+            raise ValueError(f"go.version {self.go.version} is older than the Go that dcgm-exporter needs: "
+                             + ", ".join(f"{self.exporter_tags[m]} (DCGM {m}) needs {need}" for m, need in old.items()))
+        return self
+
 
 class NodeExporterConfig(Strict):
     """Guide 7-5: the release tarball, verified against the release's sha256sums.txt."""
@@ -410,24 +435,40 @@ class NodeExporterConfig(Strict):
 
 
 class AlloyConfig(Strict):
-    """Grafana Alloy, promtail's successor (log_shipper = "alloy"): the release zip, verified."""
+    """Grafana Alloy, promtail's successor (log_shipper = "alloy", the default): the release zip checked
+    against the release's checksums, or Grafana's apt repository with its signing key pinned by sha256."""
 
-    version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = "1.10.2"
+    method: Literal["zip", "apt"] = "zip"
+    version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = "1.12.0"
     url: Url = "https://github.com/grafana/alloy/releases/download/v{version}/alloy-linux-amd64.zip"
     checksums_url: ChecksumsUrl = "https://github.com/grafana/alloy/releases/download/v{version}/SHA256SUMS"
     sha256: Sha256 = ""
+    # method = "apt" (Grafana's install docs): the key, its pinned digest, and the source (a mirror works too).
+    apt_key_url: Url = "https://apt.grafana.com/gpg.key"
+    apt_key_sha256: Sha256 = ""  # required with method = "apt"
+    apt_source: Annotated[str, Field(pattern=r"^(https?|file)://[^\s'\"`$\\]+( [^\n'\"`$\\]+)+$")] = (
+        "https://apt.grafana.com stable main")
+    apt_package: Scalar = "alloy"
     port: Port = 12345
 
     @model_validator(mode="after")
     def _pinned(self):
         return _http_needs_pin(self)
 
+    @model_validator(mode="after")
+    def _key_pinned(self) -> AlloyConfig:
+        if self.method == "apt" and not self.apt_key_sha256:
+            raise ValueError("method = \"apt\" needs apt_key_sha256: the sha256 of the key at apt_key_url, "
+                             "checked before apt trusts it")
+        return self
+
 
 class PromtailConfig(Strict):
     """Guide 7-6: ship journal and file logs to Loki (B-17, B-18, B-19)."""
 
-    # promtail: the guide's agent (end of life upstream); alloy: Grafana Alloy with the same labels.
-    log_shipper: Literal["promtail", "alloy"] = "promtail"
+    # alloy: Grafana Alloy with the guide's jobs and labels (the default); promtail: the guide's agent,
+    # end of life since 2026-03-02 (deploys still, with a warning).
+    log_shipper: Literal["promtail", "alloy"] = "alloy"
     version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = "3.4.2"
     url: Url = "https://github.com/grafana/loki/releases/download/v{version}/promtail-linux-amd64.zip"
     checksums_url: ChecksumsUrl = "https://github.com/grafana/loki/releases/download/v{version}/SHA256SUMS"
@@ -467,6 +508,10 @@ class MonitoringConfig(Strict):
     dcgm: DcgmConfig = DcgmConfig()
     node_exporter: NodeExporterConfig = NodeExporterConfig()
     promtail: PromtailConfig = PromtailConfig()
+    # A Prometheus that scrapes these hosts (inv monitoring-config writes its targets); when set,
+    # inv verify asks it whether this host's targets are up.
+    prometheus_url: Annotated[str, Field(pattern=r"^(https?://[^\s'\"`$\\#{}]+)?$")] = ""
+    prometheus_job_prefix: UnitName = "l4rb"  # scrape jobs are <prefix>-node, -dcgm, -vllm, -app
 
 
 class Settings(Strict):

@@ -11,7 +11,7 @@ what it needs when it runs (tests/unit/test_startup.py keeps it that way).
 
 from invoke import Collection, Program, task
 
-from runbook import cli, tasks_checks, tasks_cloud
+from runbook import cli, tasks_checks, tasks_cloud, tasks_monitoring
 from runbook.cloud import CLOUD_SECTIONS
 from runbook.sections import HOST_SECTIONS
 
@@ -63,7 +63,7 @@ def docs(c):
 
 
 ns = Collection(deploy, docs, tasks_cloud.firewall, tasks_cloud.vm, tasks_cloud.cleanup,
-                tasks_checks.verify, tasks_checks.troubleshoot)
+                tasks_checks.verify, tasks_checks.troubleshoot, tasks_monitoring.monitoring_config)
 for _name in HOST_SECTIONS:
     ns.add_task(_section_task(_name))
 

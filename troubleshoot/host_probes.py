@@ -20,7 +20,8 @@ EXPORTER_UNIT = dcgm.UNIT
 PROMTAIL_CONFIG = "/etc/promtail/config.yml"
 ALLOY_CONFIG = "/etc/alloy/config.alloy"
 # Non-secret keys of vllm.env worth showing as evidence.
-VLLM_ENV_KEYS = ("VLLM_(MODEL|HOST|PORT|GPU_MEMORY_UTILIZATION|MAX_MODEL_LEN|DTYPE|MAX_LORA_RANK)"
+# SERVE_* is the runbook's naming, VLLM_* the guide's (a host not converged yet).
+VLLM_ENV_KEYS = ("(VLLM|SERVE)_(MODEL|HOST|PORT|GPU_MEMORY_UTILIZATION|MAX_MODEL_LEN|DTYPE|MAX_LORA_RANK)"
                  "|[A-Z_]*LORA_MODULES[A-Z_]*")
 
 

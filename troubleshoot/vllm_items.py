@@ -159,8 +159,9 @@ def fix_b3(r: Repair, finding: Finding) -> Outcome:
 
 def _numbers(ev: Evidence) -> tuple[dict[str, str], dict[str, str]]:
     env = ev.kv("vllm:env")
-    host = {"max_model_len": env.get("VLLM_MAX_MODEL_LEN", "?"),
-            "gpu_memory_utilization": env.get("VLLM_GPU_MEMORY_UTILIZATION", "?")}
+    host = {"max_model_len": env.get("SERVE_MAX_MODEL_LEN", env.get("VLLM_MAX_MODEL_LEN", "?")),
+            "gpu_memory_utilization": env.get("SERVE_GPU_MEMORY_UTILIZATION",
+                                              env.get("VLLM_GPU_MEMORY_UTILIZATION", "?"))}
     v = ev.settings.vllm
     want = {"max_model_len": str(v.max_model_len), "gpu_memory_utilization": str(v.gpu_memory_utilization)}
     return host, want

@@ -1,9 +1,10 @@
 """Guide 7-1 .. 7-4: DCGM and dcgm-exporter (GPU metrics on :9400).
 
-Differences from the guide: the exporter tag follows the DCGM actually installed (B-7) instead of
-a hard-coded 3.3.9-3.6.1; Go comes from a checksum-verified release (or the distribution's package),
-not snap, which many hosts lack; and the check waits until /metrics carries the six DCGM_FI_* series
-instead of sleeping 10 seconds (B-9).
+Differences from the guide: DCGM 4 where the CUDA repository offers it (``dcgm.major``; a host
+keeps its major and is never downgraded; ``major = 3`` is the guide's way); the exporter tag follows
+the DCGM actually installed (B-7) instead of a hard-coded 3.3.9-3.6.1; Go comes from a
+checksum-verified release (or the distribution's package), not snap, which many hosts lack; and the
+check waits until /metrics carries the six DCGM_FI_* series instead of sleeping 10 seconds (B-9).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from ..config import Config
 from ..engine.steps import AptPackages, Command, Directory, File, Plan, RunState, Service, Step, q
 from .common import HostInfo
 from .dcgm_exporter_build import DcgmExporterBuild
+from .dcgm_major import DcgmPackages
 from .downloads import VerifiedDownload
 from .metrics_wait import MetricsWait
 from .mirrors import go_method, resolve
@@ -24,6 +26,7 @@ UNIT = "dcgm-exporter.service"
 COUNTERS = "/etc/dcgm-exporter/default-counters.csv"
 CUDA_LIST = "/etc/apt/sources.list.d/cuda-l4rb.list"
 GO_ROOT = "/usr/local/go"
+APT_CHANGED = "apt:cuda"  # not a unit: tells the package step that apt's lists changed under it
 
 # Guide 7-4, byte for byte: the six GPU metrics.
 COUNTERS_CSV = """\
@@ -91,9 +94,10 @@ class CudaKeyring(Step):
 def cuda_repo_step(cfg: Config) -> Step:
     d = cfg.settings.monitoring.dcgm
     if d.apt_repo:  # a mirror or an offline repository, written as a source line
-        return File(guide="7-1", title=f"{CUDA_LIST} (B-6)", path=CUDA_LIST, content=d.apt_repo + "\n")
+        return File(guide="7-1", title=f"{CUDA_LIST} (B-6)", path=CUDA_LIST, content=d.apt_repo + "\n",
+                    notify=(APT_CHANGED,))
     return CudaKeyring(guide="7-1", title="CUDA apt repository (B-6)", url=resolve(cfg, d.cuda_keyring_url),
-                       sha256=d.cuda_keyring_sha256)
+                       sha256=d.cuda_keyring_sha256, notify=(APT_CHANGED,))
 
 
 def go_steps(cfg: Config) -> tuple[list[Step], str]:
@@ -125,7 +129,9 @@ def steps(cfg: Config, host: HostInfo) -> list[Step]:
     return [
         AptPackages(guide="7-1", title="curl and ca-certificates", names=("curl", "ca-certificates")),
         cuda_repo_step(cfg),
-        AptPackages(guide="7-2", title=f"{d.package} (DCGM; B-6)", names=(d.package,), notify=(DCGM_UNIT,)),
+        DcgmPackages(guide="7-2", title=f"DCGM (major: {d.major}; never downgraded; B-6)", major=str(d.major),
+                     package_3=d.package, package_4=d.package_4, package_4_cuda=d.package_4_cuda,
+                     notify=(DCGM_UNIT,), refresh_on=(APT_CHANGED,)),
         Service(guide="7-2", title=f"{DCGM_UNIT} enabled and running", unit=DCGM_UNIT),
         AptPackages(guide="7-3", title="git, make and build-essential (B-8)", names=("git", "make", "build-essential")),
         *go,

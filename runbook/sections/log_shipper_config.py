@@ -14,6 +14,12 @@ from dataclasses import dataclass
 
 POSITIONS = "/var/lib/promtail/positions.yaml"
 JOURNAL_PATH = "/var/log/journal"
+# Where Alloy's journal sources start the first time (no position of their own yet): this far back.
+# It covers the cut-over from promtail (stop promtail, start Alloy: one command, well under a
+# minute) so no line is lost; lines both shippers read are identical (same stream labels, the
+# journal's own timestamp, same text), and Loki ignores an exact duplicate of a line it has. Not
+# Alloy's 7h default: replaying hours into streams Loki already has would be refused as too old.
+JOURNAL_MAX_AGE = "1m"
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,7 @@ def alloy_config(s: Shipping) -> str:
             f'loki.source.journal "{name}" {{',
             f"  matches       = {json.dumps(f'_SYSTEMD_UNIT={unit}.service')}",
             f"  path          = {json.dumps(JOURNAL_PATH)}",
+            f"  max_age       = {json.dumps(JOURNAL_MAX_AGE)}",
             "  relabel_rules = loki.relabel.journal.rules",
             f"  forward_to    = [loki.process.{name}.receiver]",
             "}",
@@ -141,8 +148,9 @@ def alloy_config(s: Shipping) -> str:
         "}",
         "",
         f'loki.source.file "{name}" {{',
-        f"  targets    = local.file_match.{name}.targets",
-        "  forward_to = [loki.write.default.receiver]",
+        f"  targets               = local.file_match.{name}.targets",
+        f"  legacy_positions_file = {json.dumps(POSITIONS)}",
+        "  forward_to            = [loki.write.default.receiver]",
         "}",
     ]
     return "\n".join(parts) + "\n"

@@ -1,7 +1,9 @@
-"""Guide 7-6: ship the services' logs to Loki, with Promtail (the guide's) or Grafana Alloy.
+"""Guide 7-6: ship the services' logs to Loki, with Grafana Alloy (the default) or Promtail (the guide's).
 
-Promtail is end-of-life upstream, so ``log_shipper = "alloy"`` installs Alloy instead with the
-same jobs and labels, and stops the other shipper so logs are never sent twice. Both are
+Promtail reached end of life on 2026-03-02 (Grafana's Promtail docs), so Alloy is installed by
+default, with the same jobs and labels as the guide's promtail config; ``log_shipper = "promtail"``
+still deploys the guide's agent, with a warning. The other shipper is stopped so logs are never
+sent twice. Both are
 sha256-verified downloads; the config is checked by the shipper itself before it replaces the old
 one; the log directory exists first (B-18); and the run ends by asking Loki, from the host, whether
 it can be reached at all (B-17).
@@ -22,6 +24,15 @@ from .units import unit_text
 
 PROMTAIL_UNIT = "promtail.service"
 ALLOY_UNIT = "alloy.service"
+PROMTAIL_EOL = "2026-03-02"
+
+
+def eol_warning(settings) -> str:
+    """One line for runs that deploy promtail; empty with Alloy."""
+    if settings.monitoring.promtail.log_shipper != "promtail":
+        return ""
+    return (f"log_shipper = \"promtail\": Promtail is end of life since {PROMTAIL_EOL} (no fixes, no security "
+            "updates); set monitoring.promtail.log_shipper = \"alloy\" (same jobs and labels)")
 
 
 def shipping(cfg: Config) -> Shipping:
@@ -75,23 +86,55 @@ def promtail_steps(cfg: Config, ship: Shipping) -> list[Step]:
     ]
 
 
+GRAFANA_KEYRING = "/etc/apt/keyrings/grafana.gpg"
+GRAFANA_LIST = "/etc/apt/sources.list.d/grafana.list"
+
+
+def alloy_apt_steps(cfg: Config) -> list[Step]:
+    """Grafana's apt repository: the signing key only after its sha256 matches the pinned one."""
+    a = cfg.settings.monitoring.promtail.alloy
+    key_url = resolve(cfg, a.apt_key_url)
+    pin, pin_file = q(a.apt_key_sha256), GRAFANA_KEYRING + ".sha256"
+    return [
+        AptPackages(guide="7-6", title="gpg (to store Grafana's key)", names=("gpg",)),
+        Command(guide="7-6", title=f"Grafana's apt key in {GRAFANA_KEYRING} (sha256-pinned)",
+                check=f"[ -s {GRAFANA_KEYRING} ] && [ \"$(cat {pin_file})\" = {pin} ]",
+                run="\n".join([
+                    "set -e", "work=$(mktemp -d)", "trap 'rm -rf \"$work\"' EXIT",
+                    f"curl -fsSL --retry 3 -o \"$work/key\" {q(key_url)}",
+                    "got=$(sha256sum \"$work/key\" | cut -d' ' -f1)",
+                    f"[ \"$got\" = {pin} ] || {{ echo \"checksum mismatch for {key_url}: pinned "
+                    f"{a.apt_key_sha256}, the download is $got\" >&2; exit 1; }}",
+                    "install -d -m 0755 /etc/apt/keyrings",
+                    f"gpg --batch --yes --dearmor -o {GRAFANA_KEYRING} \"$work/key\"",
+                    f"chmod 0644 {GRAFANA_KEYRING}", f"echo {pin} > {pin_file}"])),
+        File(guide="7-6", title=GRAFANA_LIST, path=GRAFANA_LIST,
+             content=f"deb [signed-by={GRAFANA_KEYRING}] {resolve(cfg, a.apt_source.split()[0])} "
+                     f"{' '.join(a.apt_source.split()[1:])}\n"),
+        AptPackages(guide="7-6", title=f"{a.apt_package} from Grafana's repository", names=(a.apt_package,),
+                    notify=(ALLOY_UNIT,)),
+    ]
+
+
 def alloy_steps(cfg: Config, ship: Shipping) -> list[Step]:
     a = cfg.settings.monitoring.promtail.alloy
-    binary = "/usr/local/bin/alloy"
+    binary = "/usr/bin/alloy" if a.method == "apt" else "/usr/local/bin/alloy"
     config = "/etc/alloy/config.alloy"
     listen = f"127.0.0.1:{a.port}"
-    return [
+    install = alloy_apt_steps(cfg) if a.method == "apt" else [
         VerifiedDownload(guide="7-6", title=f"alloy {a.version} (sha256-verified)", name="alloy",
                          url=resolve(cfg, a.url, version=a.version),
                          checksums_url=resolve(cfg, a.checksums_url, version=a.version), sha256=a.sha256,
                          member="alloy-linux-amd64", dest=binary, notify=(ALLOY_UNIT,),
                          # "alloy, version v1.10.2 (branch: ..., revision: ...)"
                          version=a.version, version_command="--version",
-                         version_pattern=r"^alloy, version (\S+)"),
+                         version_pattern=r"^alloy, version (\S+)")]
+    return [
+        *install,
         Directory(guide="7-6", title="/etc/alloy", path="/etc/alloy"),
         Directory(guide="7-6", title="/var/lib/alloy", path="/var/lib/alloy"),
         File(guide="7-6", title=f"{config} (same labels as promtail's)", path=config, content=alloy_config(ship),
-             notify=(ALLOY_UNIT,), validate=f"{binary} fmt {{path}} >/dev/null"),
+             notify=(ALLOY_UNIT,), validate=f"{binary} fmt {{path}} >/dev/null && {binary} validate {{path}}"),
         File(guide="7-6", title=f"/etc/systemd/system/{ALLOY_UNIT}", path=f"/etc/systemd/system/{ALLOY_UNIT}",
              content=unit_text("7-6", "Grafana Alloy (log shipping to Loki)",
                                f"ExecStart={binary} run --server.http.listen-addr={listen} "
@@ -105,14 +148,21 @@ def alloy_steps(cfg: Config, ship: Shipping) -> list[Step]:
 
 
 def steps(cfg: Config, host: HostInfo) -> list[Step]:
+    """With Alloy, everything that can fail (download, validated config, unit, Loki reachable) is done
+    before promtail is stopped and Alloy started: a host that runs promtail keeps shipping until then."""
     p = cfg.settings.monitoring.promtail
     ship = shipping(cfg)
-    shipper = promtail_steps(cfg, ship) if p.log_shipper == "promtail" else alloy_steps(cfg, ship)
     unit = PROMTAIL_UNIT if p.log_shipper == "promtail" else ALLOY_UNIT
+    loki = LokiReachable(guide="7-6", title=f"Loki reachable from the host (B-17): {ship.loki_url}",
+                         url=ship.loki_url, unit=unit)
+    if p.log_shipper == "promtail":
+        shipper = [*promtail_steps(cfg, ship), loki]
+    else:
+        shipper = alloy_steps(cfg, ship)
+        cut = next(i for i, s in enumerate(shipper) if isinstance(s, Command) and PROMTAIL_UNIT in s.title)
+        shipper.insert(cut, loki)
     return [
         AptPackages(guide="7-6", title="unzip and curl", names=("unzip", "curl", "ca-certificates")),
         *log_dir_steps(cfg, host),
         *shipper,
-        LokiReachable(guide="7-6", title=f"Loki reachable from the host (B-17): {ship.loki_url}",
-                      url=ship.loki_url, unit=unit),
     ]

@@ -1,8 +1,13 @@
 """Guide section 3: vLLM with EXAONE and two LoRA adapters on port 8001.
 
-Safer than the guide in one place: the API key is not passed as
+Safer than the guide in two places: the API key is not passed as
 ``--api-key`` (``ps`` would show it to every user); vLLM reads VLLM_API_KEY
-from its environment, which comes from the 0600 ``vllm.env``.
+from its environment, which comes from the 0600 ``vllm.env``. And the other
+values use SERVE_* names, not the guide's VLLM_HOST/VLLM_PORT/...: every VLLM_*
+variable belongs to vLLM (its environment-variable docs,
+https://docs.vllm.ai/en/stable/configuration/env_vars/, warn that VLLM_PORT is
+its internal communication port, not the API server's, and a value like
+Kubernetes' ``tcp://...`` aborts the start). VLLM_API_KEY stays: vLLM reads it on purpose.
 """
 
 from __future__ import annotations
@@ -44,17 +49,20 @@ FAILURES = (
 
 
 def env_file(cfg: Config) -> str:
-    """vllm.env of guide 3-3: scalars only (LoRA modules live in the unit, B-3)."""
+    """vllm.env of guide 3-3: scalars only (LoRA modules live in the unit, B-3), under SERVE_* names.
+
+    The guide's VLLM_HOST/VLLM_PORT/... are vLLM's own namespace; the whole file is rewritten, so a
+    host with the guide's names converges to these in one run (the diff shows the renames)."""
     v = cfg.settings.vllm
     return envfile.render([
-        ("VLLM_MODEL", v.model),
-        ("VLLM_HOST", v.host),
-        ("VLLM_PORT", str(v.port)),
+        ("SERVE_MODEL", v.model),
+        ("SERVE_HOST", v.host),
+        ("SERVE_PORT", str(v.port)),
         ("VLLM_API_KEY", cfg.secrets.vllm_api_key.get_secret_value()),
-        ("VLLM_GPU_MEMORY_UTILIZATION", str(v.gpu_memory_utilization)),
-        ("VLLM_MAX_MODEL_LEN", str(v.max_model_len)),
-        ("VLLM_DTYPE", v.dtype),
-        ("VLLM_MAX_LORA_RANK", str(v.max_lora_rank)),
+        ("SERVE_GPU_MEMORY_UTILIZATION", str(v.gpu_memory_utilization)),
+        ("SERVE_MAX_MODEL_LEN", str(v.max_model_len)),
+        ("SERVE_DTYPE", v.dtype),
+        ("SERVE_MAX_LORA_RANK", str(v.max_lora_rank)),
     ], envfile.SYSTEMD, "Managed by l4-runbook (guide 3-3). Scalars only; LoRA modules are in vllm.service (B-3).")
 
 
@@ -73,11 +81,11 @@ def unit_file(cfg: Config) -> str:
     """The unit of guide 3-4, without --api-key on the command line."""
     v = cfg.settings.vllm
     options = [
-        "--host ${VLLM_HOST}",
-        "--port ${VLLM_PORT}",
-        "--gpu-memory-utilization ${VLLM_GPU_MEMORY_UTILIZATION}",
-        "--max-model-len ${VLLM_MAX_MODEL_LEN}",
-        "--dtype ${VLLM_DTYPE}",
+        "--host ${SERVE_HOST}",
+        "--port ${SERVE_PORT}",
+        "--gpu-memory-utilization ${SERVE_GPU_MEMORY_UTILIZATION}",
+        "--max-model-len ${SERVE_MAX_MODEL_LEN}",
+        "--dtype ${SERVE_DTYPE}",
         "--trust-remote-code",
         "--enable-lora",
         *(["--enforce-eager"] if v.enforce_eager else []),  # B-10
@@ -85,8 +93,8 @@ def unit_file(cfg: Config) -> str:
     ]
     if v.adapters:
         options.append("--lora-modules \\\n      " + " \\\n      ".join(lora_arguments(cfg)))
-    options.append("--max-lora-rank ${VLLM_MAX_LORA_RANK}")
-    exec_start = f"{v.dir}/venv/bin/vllm serve ${{VLLM_MODEL}} \\\n    " + " \\\n    ".join(options)
+    options.append("--max-lora-rank ${SERVE_MAX_LORA_RANK}")
+    exec_start = f"{v.dir}/venv/bin/vllm serve ${{SERVE_MODEL}} \\\n    " + " \\\n    ".join(options)
     return f"""\
 # Managed by l4-runbook (guide 3-4). The API key comes from vllm.env (VLLM_API_KEY), not the command line.
 [Unit]

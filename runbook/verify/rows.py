@@ -21,7 +21,7 @@ from .batch import Probe
 from .probes import Http, Journal, UnitState, http, journal, search, unit
 from .reach import Reach
 
-OK, FAIL, SKIP = "ok", "FAIL", "skip"
+OK, FAIL, SKIP, WARN = "ok", "FAIL", "skip", "warn"  # warn: not red, but look
 # What Promtail (and Alloy) log when a push to Loki fails (guide B-17).
 PUSH_ERRORS = r"context deadline exceeded|error sending batch|final error sending batch|failed to send batch"
 PUSH_WINDOW_S = 600

@@ -22,10 +22,14 @@ from ..errors import RunbookError
 from ..secrets import mask
 from ..transport import Transport
 from . import batch
+from .current_rows import CURRENT_ROWS
 from .reach import Reach
-from .rows import FAIL, OK, ROWS, SKIP, Facts
+from .rows import FAIL, OK, SKIP, WARN, Facts
+from .rows import ROWS as GUIDE_ROWS
 
-STYLE = {OK: "green", FAIL: "bold red", SKIP: "yellow"}
+ROWS = (*GUIDE_ROWS, *CURRENT_ROWS)  # the guide's section 6, then the current-components rows
+
+STYLE = {OK: "green", FAIL: "bold red", SKIP: "yellow", WARN: "yellow"}
 
 
 @dataclass

@@ -43,7 +43,7 @@ def mirrored(url: str) -> str:
     return json.dumps(mirror_url(url))
 
 
-def write_config(tmp_path: Path, host, loki: str, dcgm_package: str = DCGM.package, shipper: str = "promtail",
+def write_config(tmp_path: Path, host, loki: str, dcgm_major: str = '"auto"', shipper: str = "alloy",
                  node_url: str = "", node_sums: str = "") -> str:
     lines = [
         'secrets_file = "none.env"',
@@ -54,7 +54,7 @@ def write_config(tmp_path: Path, host, loki: str, dcgm_package: str = DCGM.packa
         "[monitoring.dcgm]",
         f"cuda_keyring_url = {mirrored(DCGM.cuda_keyring_url)}",
         f"exporter_git = {mirrored(DCGM.exporter_git)}",
-        f'package = "{dcgm_package}"',
+        f"major = {dcgm_major}",
         "[monitoring.dcgm.go]", 'method = "apt"',
         "[monitoring.node_exporter]",
         f"url = {json.dumps(node_url) if node_url else mirrored(NODE.url)}",
@@ -147,13 +147,14 @@ def test_node_exporter_twice_and_promtool(tmp_path, host, loki, promtool_availab
 
 
 def test_dcgm_twice_then_dcgm4_builds_the_matching_tag(tmp_path, host, loki, promtool_available):
-    cfg = write_config(tmp_path, host, loki_url(loki))
+    cfg = write_config(tmp_path, host, loki_url(loki), dcgm_major="3")  # the guide's DCGM 3
     dry = inv("dcgm", "--config", cfg, "--dry-run")
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert host.ssh("test -e /usr/local/bin/dcgm-exporter && echo yes || echo no").stdout.strip() == "no"
 
     run_twice("dcgm", cfg, tmp_path)
-    assert "tag=3.3.9-3.6.1 dcgm=3 " in host.ssh("cat /var/lib/l4-runbook/dcgm-exporter.build").stdout
+    tag3, tag4 = DCGM.exporter_tags["3"], DCGM.exporter_tags["4"]
+    assert f"tag={tag3} dcgm=3 " in host.ssh("cat /var/lib/l4-runbook/dcgm-exporter.build").stdout
     check = promtool(f"http://{host.address}:9400/metrics")
     assert check.returncode == 0, check.stderr
     body = urllib.request.urlopen(f"http://{host.address}:9400/metrics", timeout=10).read().decode()
@@ -162,17 +163,31 @@ def test_dcgm_twice_then_dcgm4_builds_the_matching_tag(tmp_path, host, loki, pro
                              "DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_POWER_USAGE"])
     assert "nvidia-dcgm.service" in host.ssh("systemctl show -p Requires --value dcgm-exporter").stdout.split()
 
-    # DCGM 4 replaces DCGM 3: the next run notices libdcgm.so.4 and builds the 4.x tag (B-7).
-    cfg4 = write_config(tmp_path, host, loki_url(loki), dcgm_package="datacenter-gpu-manager-4-core")
+    # auto on a DCGM 3 host keeps DCGM 3: nothing changes.
+    auto = inv("dcgm", "--config", write_config(tmp_path, host, loki_url(loki)), "--report", str(tmp_path / "a.json"))
+    assert auto.returncode == 0 and report(tmp_path / "a.json")["sections"][0]["changed"] == 0, auto.stdout
+
+    # major = 4 replaces DCGM 3: the next run notices libdcgm.so.4 and builds the 4.x tag (B-7).
+    cfg4 = write_config(tmp_path, host, loki_url(loki), dcgm_major="4")
     switch = inv("dcgm", "--config", cfg4, "--report", str(tmp_path / "switch.json"))
     assert switch.returncode == 0, switch.stdout + switch.stderr
     assert "dcgm-exporter built for the installed DCGM (B-7)" in changed(tmp_path / "switch.json")
-    assert "3.3.9-3.6.1 -> 4.2.3-4.1.3" in switch.stdout
-    assert "tag=4.2.3-4.1.3 dcgm=4 " in host.ssh("cat /var/lib/l4-runbook/dcgm-exporter.build").stdout
-    assert "Version=4.2.3-4.1.3" in host.ssh("journalctl -u dcgm-exporter -o cat -n 20").stdout
+    assert f"{tag3} -> {tag4}" in switch.stdout
+    assert f"tag={tag4} dcgm=4 " in host.ssh("cat /var/lib/l4-runbook/dcgm-exporter.build").stdout
+    assert f"Version={tag4}" in host.ssh("journalctl -u dcgm-exporter -o cat -n 20").stdout
     assert promtool(f"http://{host.address}:9400/metrics").returncode == 0
-    again = inv("dcgm", "--config", cfg4, "--report", str(tmp_path / "again.json"))
-    assert again.returncode == 0 and report(tmp_path / "again.json")["sections"][0]["changed"] == 0
+    packages = host.ssh("dpkg-query -W -f='${Package} ${db:Status-Status}\\n' 'datacenter-gpu-manager*'").stdout
+    assert "datacenter-gpu-manager-4-core installed" in packages
+    assert "datacenter-gpu-manager installed" not in packages
+
+    # A DCGM 4 host stays on 4: auto keeps it, and an explicit 3 is refused, never a downgrade.
+    again = inv("dcgm", "--config", write_config(tmp_path, host, loki_url(loki)),
+                "--report", str(tmp_path / "again.json"))
+    assert again.returncode == 0 and report(tmp_path / "again.json")["sections"][0]["changed"] == 0, again.stdout
+    down = inv("dcgm", "--config", write_config(tmp_path, host, loki_url(loki), dcgm_major="3"))
+    assert down.returncode == 1 and "never downgrades DCGM" in down.stdout, down.stdout
+    assert "datacenter-gpu-manager-4-core installed" in host.ssh(
+        "dpkg-query -W -f='${Package} ${db:Status-Status}\\n' 'datacenter-gpu-manager*'").stdout
 
 
 def entries_with(server, marker: str, timeout: float = 20) -> list[dict]:
@@ -192,7 +207,9 @@ def emit(host, unit: str, marker: str) -> None:
 
 
 def test_promtail_ships_each_units_lines_with_its_own_labels(tmp_path, host, loki):
-    cfg = write_config(tmp_path, host, loki_url(loki))
+    cfg = write_config(tmp_path, host, loki_url(loki), shipper="promtail")
+    first = inv("promtail", "--config", cfg)
+    assert first.returncode == 0 and "end of life since 2026-03-02" in first.stdout, first.stdout
     run_twice("promtail", cfg, tmp_path)
     emit(host, "ai-server", "MARK-AI-PROMTAIL")
     emit(host, "vllm", "MARK-VLLM-PROMTAIL")

@@ -104,8 +104,8 @@ def test_b11_ropeparameters_without_the_pinned_revision(stack: Stack):
 
 def test_b4_out_of_memory(stack: Stack):
     # Values on the host that do not fit the L4 (vLLM's own KV-cache arithmetic fails): repaired from hosts.toml.
-    stack.sh("sudo sed -i -e 's/^VLLM_MAX_MODEL_LEN=.*/VLLM_MAX_MODEL_LEN=32768/' "
-             "-e 's/^VLLM_GPU_MEMORY_UTILIZATION=.*/VLLM_GPU_MEMORY_UTILIZATION=0.3/' /app/vllm-server/vllm.env "
+    stack.sh("sudo sed -i -e 's/^SERVE_MAX_MODEL_LEN=.*/SERVE_MAX_MODEL_LEN=32768/' "
+             "-e 's/^SERVE_GPU_MEMORY_UTILIZATION=.*/SERVE_GPU_MEMORY_UTILIZATION=0.3/' /app/vllm-server/vllm.env "
              "&& sudo systemctl restart vllm")
     crashed(stack)
     got = stack.detect("B-4")

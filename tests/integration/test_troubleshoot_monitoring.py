@@ -11,7 +11,10 @@ from __future__ import annotations
 import pytest
 from test_troubleshoot_stack import Stack, evidence, stack_for
 
+from runbook.config import DcgmConfig
+
 pytestmark = pytest.mark.integration
+TAGS = DcgmConfig().exporter_tags
 
 GO_BUILD = ("env PATH=/usr/lib/go/bin:/usr/local/bin:/usr/bin:/bin HOME=/root GOPATH=/opt/l4-runbook/go "
             "GOCACHE=/opt/l4-runbook/go/cache GOTOOLCHAIN=local make binary")
@@ -23,7 +26,9 @@ def stack(sandbox_state_dir) -> Stack:
 
 
 def test_b6_dcgm_package_unknown_to_apt(stack: Stack):
-    stack.sh("sudo DEBIAN_FRONTEND=noninteractive apt-get remove -y -q datacenter-gpu-manager >/dev/null && "
+    # The stack runs today's default, DCGM 4 (dcgm.major = "auto" on a repository that offers it).
+    stack.sh("sudo DEBIAN_FRONTEND=noninteractive apt-get remove -y -q datacenter-gpu-manager "
+             "datacenter-gpu-manager-4-core >/dev/null && "
              "sudo dpkg -P cuda-keyring >/dev/null && sudo apt-get update -q >/dev/null 2>&1")
     assert "Candidate: (none)" in stack.sh("apt-cache policy datacenter-gpu-manager")
     # Without DCGM, the exporter's libdcgm.so.3 is gone too (B-7 follows from B-6).
@@ -37,17 +42,18 @@ def test_b6_dcgm_package_unknown_to_apt(stack: Stack):
     assert rc == 0, log
 
 
-def test_b7_exporter_built_for_dcgm_4(stack: Stack):
-    stack.sh("sudo rm -rf /tmp/exporter-4 && sudo git clone -q -c advice.detachedHead=false --branch 4.2.3-4.1.3 "
+def test_b7_exporter_built_for_the_other_dcgm(stack: Stack):
+    # The guide's B-7 the other way round: on the stack's DCGM 4, an exporter built from the 3.x tag.
+    stack.sh(f"sudo rm -rf /tmp/exporter-4 && sudo git clone -q -c advice.detachedHead=false --branch {TAGS['3']} "
              "file:///opt/l4rb-sandbox/monitoring/dcgm-exporter.git /tmp/exporter-4 && cd /tmp/exporter-4 && "
              f"sudo {GO_BUILD} >/dev/null && sudo install -m 0755 cmd/dcgm-exporter/dcgm-exporter "
              "/usr/local/bin/dcgm-exporter && sudo systemctl restart dcgm-exporter")
     got = stack.detect("B-7", "B-9")
-    assert got["summary"] == "dcgm-exporter needs libdcgm.so.4; the host has libdcgm.so.3"
+    assert got["summary"] == "dcgm-exporter needs libdcgm.so.3; the host has libdcgm.so.4"
     assert "not the binary the runbook built" in evidence(got)
     fixed = stack.fix("B-7")
-    assert any("rebuild dcgm-exporter 3.3.9-3.6.1" in s["summary"] for s in fixed["fix"]["steps"])
-    assert "libdcgm.so.3" in fixed["after"]["summary"]
+    assert any(f"rebuild dcgm-exporter {TAGS['4']}" in s["summary"] for s in fixed["fix"]["steps"])
+    assert "libdcgm.so.4" in fixed["after"]["summary"]
 
 
 def test_b8_make_missing(stack: Stack):
@@ -81,7 +87,7 @@ def test_b17_loki_does_not_answer(stack: Stack):
     stack.sh("sudo systemctl kill -s STOP loki-double.service")
     try:
         stack.sh("curl -s -o /dev/null http://127.0.0.1:8000/health; for i in $(seq 60); do "
-                 "journalctl -u promtail --since -2min -o cat | grep -q 'context deadline exceeded' && exit 0; "
+                 "journalctl -u alloy --since -2min -o cat | grep -q 'context deadline exceeded' && exit 0; "
                  "sleep 0.5; done; exit 1")
         got = stack.detect("B-17")
         assert got["summary"].startswith("Loki at http://127.0.0.1:3100 does not answer from this host")
@@ -94,9 +100,10 @@ def test_b17_loki_does_not_answer(stack: Stack):
     assert rc == 0 and data["items"][0]["verdict"] == "ok", log
 
 
-def test_b19_promtail_journal_jobs_without_matches(stack: Stack):
-    stack.sh("sudo sed -i '/matches:/d' /etc/promtail/config.yml && sudo systemctl restart promtail")
+def test_b19_journal_jobs_without_matches(stack: Stack):
+    # The stack ships with Alloy (the default): its journal sources lose their `matches`.
+    stack.sh("sudo sed -i '/matches/d' /etc/alloy/config.alloy && sudo systemctl restart alloy")
     got = stack.detect("B-19")
-    assert "journal job(s) ai-server, vllm have no `matches`" in got["summary"]
+    assert "journal job(s) ai_server, vllm have no `matches`" in got["summary"]
     stack.fix("B-19")
-    assert stack.sh("grep -c 'matches: _SYSTEMD_UNIT=' /etc/promtail/config.yml").strip() == "2"
+    assert stack.sh("grep -c 'matches *= \"_SYSTEMD_UNIT=' /etc/alloy/config.alloy").strip() == "2"

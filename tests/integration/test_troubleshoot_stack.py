@@ -25,7 +25,7 @@ from helpers import OCR, SECRET, TOKEN, assert_no_secret
 REPO = Path(__file__).resolve().parents[2]
 PROJECT, ZONE, NAME = "demo-project", "asia-northeast3-a", "ai-server-l4"
 FAST = {"op_pending_s": 0.02, "op_running_s": 0.06}
-ITEMS = [f"B-{n}" for n in range(1, 20)]
+ITEMS = [*(f"B-{n}" for n in range(1, 20)), "C-1", "C-2"]  # appendix B, then the current-components items
 
 
 class HostBackend:
@@ -133,6 +133,8 @@ def _toml(host, server_url: str, token_file: Path) -> str:
         f'checksums_url = "{mirror_url(n.checksums_url)}"',
         "[monitoring.promtail]", f'loki_url = "{LOKI_URL}"', f'url = "{mirror_url(p.url)}"',
         f'checksums_url = "{mirror_url(p.checksums_url)}"',
+        "[monitoring.promtail.alloy]", f'url = "{mirror_url(p.alloy.url)}"',
+        f'checksums_url = "{mirror_url(p.alloy.checksums_url)}"',
     ]
     return "\n".join(lines) + "\n"
 
@@ -211,14 +213,14 @@ def test_healthy_host_reports_all_19_ok(stack: Stack, tmp_path: Path):
     rc, data, log = stack.troubleshoot("--report", str(tmp_path / "report.json"))
     took = time.monotonic() - started
     assert rc == 0, log
-    assert sorted((i["id"] for i in data["items"]), key=lambda i: int(i[2:])) == ITEMS
+    assert sorted((i["id"] for i in data["items"]), key=lambda i: (i[0] != "B", int(i[2:]))) == ITEMS
     assert {i["id"]: i["verdict"] for i in data["items"]} == dict.fromkeys(ITEMS, "ok"), log
-    assert data["counts"] == {"ok": 19, "found": 0, "unknown": 0}
+    assert data["counts"] == {"ok": len(ITEMS), "found": 0, "unknown": 0}
     assert json.loads((tmp_path / "report.json").read_text()) == data
-    assert took < 20, f"a diagnosis of all 19 items took {took:.1f}s"
+    assert took < 20, f"a diagnosis of all {len(ITEMS)} items took {took:.1f}s"
     # The table for people names every item.
     r = run_checks("troubleshoot", "--config", str(stack.config))
-    assert r.returncode == 0 and "19 ok, 0 found, 0 cannot tell" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and f"{len(ITEMS)} ok, 0 found, 0 cannot tell" in r.stdout, r.stdout + r.stderr
 
 
 def test_unknown_item_is_refused(stack: Stack):

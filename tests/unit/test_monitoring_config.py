@@ -202,7 +202,7 @@ def test_alloy_replaces_promtail_and_stops_it():
     assert "promtail.service stopped and disabled (log_shipper is alloy)" in titles
     assert not any(t.startswith("promtail 3.4.2") for t in titles)
     assert "alloy.service stopped and disabled (log_shipper is promtail)" in [
-        s.title for s in build("promtail", cfg("sandbox"))]
+        s.title for s in build("promtail", cfg("sandbox", promtail={"log_shipper": "promtail"}))]
 
 
 # --- the exporter tag follows the installed DCGM (B-7) -----------------------------------------------
@@ -372,3 +372,51 @@ def test_an_apt_source_line_replaces_the_keyring_for_mirrors():
     assert repo.path == dcgm.CUDA_LIST and repo.content == line + "\n"
     with pytest.raises(ConfigError, match="apt_repo"):
         cfg(dcgm={"apt_repo": "deb http://x/ $(reboot)"})
+
+
+def _dcgm_step(major: str = "auto"):
+    from runbook.sections.dcgm_major import DcgmPackages
+    return DcgmPackages(guide="7-2", title="DCGM", major=major, package_3="datacenter-gpu-manager",
+                        package_4="datacenter-gpu-manager-4-core",
+                        package_4_cuda="datacenter-gpu-manager-4-cuda{cuda}")
+
+
+BOTH = "candidate3=1:3.3.9\ncandidate4=1:4.2.3-1\ncuda=12\ncudapkg=datacenter-gpu-manager-4-cuda12\n"
+
+
+def test_dcgm_auto_picks_4_when_offered_with_the_cuda_package():
+    plan = _dcgm_step().plan("installed=\n" + BOTH + "candidate4cuda=1:4.2.3-1\n", RunState())
+    assert plan.changed and plan.data == ("datacenter-gpu-manager-4-core", "datacenter-gpu-manager-4-cuda12")
+    no_cuda_pkg = _dcgm_step().plan("installed=\n" + BOTH + "candidate4cuda=(none)\n", RunState())
+    assert no_cuda_pkg.data == ("datacenter-gpu-manager-4-core",)
+    only3 = _dcgm_step().plan("installed=\ncandidate3=1:3.3.9\ncandidate4=(none)\ncuda=12\n", RunState())
+    assert only3.data == ("datacenter-gpu-manager",) and "DCGM 3" in only3.summary
+
+
+def test_dcgm_auto_keeps_the_installed_major_and_never_downgrades():
+    on3 = _dcgm_step().plan("installed=datacenter-gpu-manager=1:3.3.9\n" + BOTH, RunState())
+    assert not on3.changed and "DCGM 3" in on3.summary and not on3.error
+    on4 = "installed=datacenter-gpu-manager-4-core=1:4.2.3-1\n" + BOTH
+    assert not _dcgm_step().plan(on4, RunState()).changed
+    refused = _dcgm_step("3").plan(on4, RunState())
+    assert refused.error and "never downgrades DCGM" in refused.error and not refused.changed
+    up = _dcgm_step("4").plan("installed=datacenter-gpu-manager=1:3.3.9\n" + BOTH, RunState())
+    assert up.changed and up.data[0] == "datacenter-gpu-manager-4-core"
+
+
+def test_dcgm_missing_package_points_at_b6():
+    plan = _dcgm_step("4").plan("installed=\ncandidate3=\ncandidate4=\n", RunState())
+    assert "B-6" in plan.error
+
+
+def test_go_older_than_a_tag_needs_is_refused():
+    with pytest.raises(ConfigError, match="needs 1.24"):
+        config.parse_settings({"monitoring": {"dcgm": {"go": {"version": "1.22.0"}}}})
+    config.parse_settings({"monitoring": {"dcgm": {"go": {"version": "1.22.0", "method": "apt"}}}})
+
+
+def test_promtail_is_warned_about_and_alloy_is_the_default():
+    assert config.Settings().monitoring.promtail.log_shipper == "alloy"
+    assert promtail.eol_warning(config.Settings()) == ""
+    old = config.parse_settings({"monitoring": {"promtail": {"log_shipper": "promtail"}}})
+    assert "end of life since 2026-03-02" in promtail.eol_warning(old)

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_one_diagnostic_per_guide_item():
     items = ordered()
-    assert [d.id for d in items] == [f"B-{n}" for n in range(1, 20)]
+    assert [d.id for d in items] == [*(f"B-{n}" for n in range(1, 20)), "C-1", "C-2"]
     for d in items:
         for text in (d.title, d.symptom, d.cause, d.detection, d.remedy):
             assert text.strip(), d.id
@@ -25,7 +25,8 @@ def test_one_diagnostic_per_guide_item():
 
 def test_only_selects_and_refuses_unknown_ids():
     assert [d.id for d in select("B-3, b-10,12")] == ["B-3", "B-10", "B-12"]
-    assert len(select("")) == 19
+    assert len(select("")) == 21
+    assert [d.id for d in select("c-2,C-1")] == ["C-1", "C-2"]
     with pytest.raises(KeyError, match=r"unknown item\(s\) \['B-20'\]"):
         select("B-20")
 

@@ -17,8 +17,10 @@ from troubleshoot.context import Evidence, Repair
 from troubleshoot.registry import REGISTRY, ordered
 
 ordered()
+# Recorded answers of a host that runs the guide's promtail (Alloy is the default).
 SETTINGS = parse_settings({"inventory": {"target": "hosts", "hosts": [{"name": "h", "address": "10.0.0.2"}]},
-                           "monitoring": {"promtail": {"loki_url": "http://loki.example.com:3100"}}})
+                           "monitoring": {"promtail": {"loki_url": "http://loki.example.com:3100",
+                                                      "log_shipper": "promtail"}}})
 H100 = Path(__file__).resolve().parents[1] / "fixtures" / "nvidia_smi" / "h100"
 VLLM_HEALTH = "http:http://127.0.0.1:8001/health"
 NOW = 1_700_000_100

@@ -35,15 +35,28 @@ class Store:
         self.entries: list[tuple[dict[str, str], int, str]] = []
         self.lock = threading.Lock()
         self.path = path
+        self.seen: set[tuple[str, int, str]] = set()
+        self.duplicates = 0
         if path and os.path.exists(path):
             with open(path) as fh:
                 for line in fh:
                     e = json.loads(line)
                     self.entries.append((e["labels"], int(e["ts"]), e["line"]))
+                    self.seen.add((wire.format_labels(e["labels"]), int(e["ts"]), e["line"]))
 
     def add(self, streams: list[tuple[dict[str, str], list[tuple[int, str]]]]) -> int:
-        rows = [(labels, ts, line) for labels, entries in streams for ts, line in entries]
+        """Store a push. Like Loki ("Timestamp ordering" in its docs), a line that exactly matches one the
+        stream has (same timestamp, same text) is an exact duplicate and ignored; ``duplicates`` counts them."""
+        rows = []
         with self.lock:
+            for labels, entries in streams:
+                stream = wire.format_labels(labels)
+                for ts, line in entries:
+                    if (stream, ts, line) in self.seen:
+                        self.duplicates += 1
+                        continue
+                    self.seen.add((stream, ts, line))
+                    rows.append((labels, ts, line))
             self.entries.extend(rows)
             if self.path:
                 with open(self.path, "a") as fh:

@@ -3,7 +3,9 @@
 As ``promtail``: ``-config.file=PATH`` (``--config.file PATH``), ``-check-syntax``, ``-version``;
 serves /ready and /metrics on server.http_listen_port. As ``alloy``: ``alloy run
 [--server.http.listen-addr=ADDR] [--storage.path=DIR] CONFIG``, ``alloy fmt FILE``,
-``alloy --version``; serves /-/ready. Both validate their config the way the real programs do
+``alloy validate FILE`` (the whole graph: components, arguments, references, as Alloy's
+validate command does since 1.x; exit 1 with the diagnostics on stderr), ``alloy --version``;
+serves /-/ready. Both validate their config the way the real programs do
 (unknown fields are errors), read the journal through journalctl with the configured matches,
 tail files, relabel, run the pipeline stages and push protobuf+snappy batches to Loki.
 """
@@ -16,6 +18,7 @@ import sys
 import alloy_config
 import promtail_config
 import runtime
+import sources
 from alloy_syntax import AlloySyntaxError, parse
 
 try:  # written by build.py into each release: the version the release's name says, as the real banner says it
@@ -69,6 +72,19 @@ def promtail(argv: list[str]) -> int:
                        ("/ready",))
 
 
+def take_over_file_offsets(legacy_files: list[str], own_path: str) -> None:
+    """legacy_positions_file: a file's offset from Promtail's positions, where Alloy has none yet
+    (journal cursors are Promtail's own and are not taken over: Alloy's journal reads max_age back)."""
+    if not legacy_files:
+        return
+    own = sources.Positions(own_path)
+    for legacy in legacy_files:
+        for key, value in sources.Positions(legacy).data.items():
+            if key.startswith("/") and not own.get(key):
+                own.set(key, value)
+    own.save()
+
+
 def alloy(argv: list[str]) -> int:
     if not argv or argv[0] in ("-v", "--version", "-version"):
         print(f"alloy, version {ALLOY_VERSION} (branch: double, revision: test-bed)")
@@ -88,8 +104,18 @@ def alloy(argv: list[str]) -> int:
             return 1
         sys.stdout.write(text)
         return 0
+    if command == "validate":
+        if len(files) != 1:
+            print("Error: validate expects exactly one path", file=sys.stderr)
+            return 1
+        try:
+            alloy_config.load(files[0])
+        except (OSError, AlloySyntaxError, promtail_config.ConfigError, ValueError) as err:
+            print(f"Error: {err}", file=sys.stderr)
+            return 1
+        return 0
     if command != "run" or len(files) != 1:
-        print(f"Error: unknown command {command!r} (this stand-in knows run and fmt)", file=sys.stderr)
+        print(f"Error: unknown command {command!r} (this stand-in knows run, fmt and validate)", file=sys.stderr)
         return 1
     try:
         srcs, urls = alloy_config.load(files[0])
@@ -99,13 +125,14 @@ def alloy(argv: list[str]) -> int:
     listen = _flag(rest, "server.http.listen-addr") or "127.0.0.1:12345"
     host, _, port = listen.rpartition(":")
     storage = _flag(rest, "storage.path") or "data-alloy"
+    take_over_file_offsets(alloy_config.legacy_position_files(files[0]), os.path.join(storage, "positions.yml"))
     return runtime.run("alloy", srcs, urls, os.path.join(storage, "positions.yml"), (host, int(port)),
                        ("/-/ready", "/-/healthy"))
 
 
 def main(argv: list[str]) -> int:
     program = os.path.basename(argv[0])
-    if "alloy" in program or (len(argv) > 1 and argv[1] in ("run", "fmt")):
+    if "alloy" in program or (len(argv) > 1 and argv[1] in ("run", "fmt", "validate")):
         return alloy(argv[1:])
     return promtail(argv[1:])
 

@@ -3,8 +3,9 @@
 Supported components: loki.write (endpoint.url), loki.relabel (rule blocks; exports rules and
 receiver), loki.process (stage.static_labels, stage.match, stage.drop), loki.source.journal
 (matches, path, max_age, labels, relabel_rules, forward_to), local.file_match (path_targets) and
-loki.source.file (targets, forward_to). Unknown components, arguments and references are errors,
-like Alloy's own checks; components Alloy has but this stand-in lacks say so.
+loki.source.file (targets, forward_to, legacy_positions_file: Promtail's positions file, whose
+file offsets are taken over where Alloy has none, as Alloy's docs describe). Unknown components,
+arguments and references are errors, like Alloy's own checks; components Alloy has but this stand-in lacks say so.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ ARGS = {
     "loki.source.journal": ({"forward_to", "matches", "path", "max_age", "format_as_json", "labels",
                              "relabel_rules"}, set()),
     "local.file_match": ({"path_targets", "sync_period"}, set()),
-    "loki.source.file": ({"targets", "forward_to", "encoding", "tail_from_end"}, {"decompression", "file_watch"}),
+    "loki.source.file": ({"targets", "forward_to", "encoding", "tail_from_end", "legacy_positions_file"},
+                         {"decompression", "file_watch"}),
 }
 EXPORTS = {"loki.write": {"receiver"}, "loki.relabel": {"receiver", "rules"}, "loki.process": {"receiver"},
            "local.file_match": {"targets"}, "loki.source.journal": set(), "loki.source.file": set()}
@@ -203,3 +205,11 @@ def load(path: str) -> tuple[list[Source], list[str]]:
     urls = [graph.arg(e, "url", required=True) for b in graph.components.values() if b.name == "loki.write"
             for e in b.blocks if e.name == "endpoint"]
     return graph.sources(), urls
+
+
+def legacy_position_files(path: str) -> list[str]:
+    """The legacy_positions_file of every loki.source.file in the (already validated) file at *path*."""
+    with open(path) as fh:
+        graph = Graph(parse(fh.read(), path), path)
+    return [str(graph.arg(b, "legacy_positions_file")) for b in graph.components.values()
+            if b.name == "loki.source.file" and graph.arg(b, "legacy_positions_file")]

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Package the Promtail/Alloy stand-in like the upstream release zips, with their SHA256SUMS.
 
-    python3 testbed/standins/promtail/build.py OUT 3.4.2 1.10.2
+    python3 testbed/standins/promtail/build.py OUT 3.4.2 1.12.0
 
 OUT/promtail/v3.4.2/promtail-linux-amd64.zip  holding promtail-linux-amd64 (mode 0755)
 OUT/promtail/v3.4.2/SHA256SUMS
-OUT/alloy/v1.10.2/alloy-linux-amd64.zip       holding alloy-linux-amd64 (mode 0755)
-OUT/alloy/v1.10.2/SHA256SUMS
+OUT/alloy/v1.12.0/alloy-linux-amd64.zip       holding alloy-linux-amd64 (mode 0755)
+OUT/alloy/v1.12.0/SHA256SUMS
 
 The "binary" is a Python zip application (a shebang line, then a zip of this directory's modules and
 the Loki wire/selector modules); it picks its role from its own file name (promtail or alloy).

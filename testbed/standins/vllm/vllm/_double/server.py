@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from vllm import __version__
-from vllm._double import cli, settings, sim
+from vllm._double import cli, metrics, settings, sim
 from vllm._double.log import api_log
 
 # ---------------------------------------------------------------- app state
@@ -302,6 +302,7 @@ ROUTES: dict[str, set[str]] = {
     "/v1/models": {"GET"},
     "/v1/chat/completions": {"POST"},
     "/v1/completions": {"POST"},
+    "/metrics": {"GET"},  # open like /health: vLLM's API key guards /v1 only
 }
 
 
@@ -366,6 +367,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._json(200, {"version": __version__})
             elif path == "/v1/models":
                 self._json(200, models_list(self.state))
+            elif path == "/metrics":
+                self._send(200, metrics.RECORDER.render(self.state.cfg.served_names[0]).encode(), metrics.CONTENT_TYPE)
             else:
                 try:
                     payload = json.loads(body.decode("utf-8") or "null")
@@ -374,7 +377,9 @@ class Handler(BaseHTTPRequestHandler):
                 if not isinstance(payload, dict):
                     raise RequestError(HTTPStatus.BAD_REQUEST, "Input should be a valid dictionary or object")
                 handler = chat_completion if path == "/v1/chat/completions" else completion
+                started = time.monotonic()
                 result, stream = handler(self.state, payload)
+                metrics.record(result, stream, time.monotonic() - started)
                 if stream:
                     self._sse(result)  # type: ignore[arg-type]
                 else:
