@@ -25,7 +25,8 @@ from troubleshoot.context import Evidence
 from troubleshoot.registry import REGISTRY, ordered
 
 ordered()
-ALLOY = parse_settings({"inventory": {"target": "hosts", "hosts": [{"name": "h", "address": "10.0.0.2"}]}})
+ALLOY = parse_settings({"inventory": {"target": "hosts", "hosts": [{"name": "h", "address": "10.0.0.2"}]},
+                        "monitoring": {"promtail": {"loki_url": "http://loki.example.com:3100"}}})
 PROMTAIL = parse_settings({"monitoring": {"promtail": {"log_shipper": "promtail"}}})
 HOSTS = [prometheus_targets.Host("ai-server-l4", "10.231.7.2"), prometheus_targets.Host("ai-2", "10.231.8.2")]
 
