@@ -135,7 +135,9 @@ def test_b12_slow_first_start_then_a_hang(stack: Stack):
         assert fixed["fix"]["steps"][-1]["guide"] == "3-6"
         # A start that stops logging after loading the weights: a hang, not B-12's normal slowness.
         vllm_dropin(stack, "Environment=VLLM_DOUBLE_FAIL=hang")
-        stack.sh("sleep 6")
+        # The start takes 20 s: wait for this start to load its weights, then for the stall to show.
+        stack.sh("for i in $(seq 120); do journalctl _SYSTEMD_INVOCATION_ID=$(systemctl show -p InvocationID "
+                 "--value vllm) -o cat | grep -q 'Model loading took' && break; sleep 0.5; done; sleep 4")
         got = stack.detect("B-12", env={"L4RB_VLLM_STALL_S": "2"})
         assert got["summary"].startswith("hung: no log line for") and "weights loaded" in got["summary"]
         manual = stack.fix("B-12", env={"L4RB_VLLM_STALL_S": "2"}, cleared=False)["fix"]["manual"]
@@ -183,6 +185,7 @@ def test_b14_module_missing_from_the_app_venv(stack: Stack):
 
 
 def test_b15_empty_vllm_api_key(stack: Stack):
+    stack.healthy()  # vLLM answers (an earlier test may have just restarted it)
     stack.sh("sudo sed -i 's/^VLLM_API_KEY=.*/VLLM_API_KEY=/' /app/ai-server/.env && sudo systemctl restart ai-server")
     stack.healthy("http://127.0.0.1:8000/health")
     assert "Bearer" in stack.sh("curl -s http://127.0.0.1:8000/vllm/models")  # the app's httpx error
