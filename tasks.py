@@ -13,6 +13,8 @@ from runbook.engine.output import Output
 from runbook.engine.results import FAILED
 from runbook.sections import HOST_SECTIONS
 from testbed.tasks import sandbox
+from troubleshoot import docs as troubleshoot_docs
+from troubleshoot import tasks as troubleshoot_tasks
 
 
 def _section_task(name: str):
@@ -50,7 +52,6 @@ def docs(c):
     from pathlib import Path
 
     from runbook import docs as docs_mod
-    from runbook import troubleshoot_docs
 
     repo = Path(__file__).resolve().parent
     for path in [*docs_mod.write(repo), *troubleshoot_docs.write(repo)]:
@@ -58,7 +59,7 @@ def docs(c):
 
 
 ns = Collection(deploy, docs, tasks_cloud.firewall, tasks_cloud.vm, tasks_cloud.cleanup,
-                tasks_checks.verify, tasks_checks.troubleshoot)
+                tasks_checks.verify, troubleshoot_tasks.troubleshoot)
 for _name in HOST_SECTIONS:
     ns.add_task(_section_task(_name))
 

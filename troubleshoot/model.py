@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from runbook.config import Settings
     from runbook.engine.results import StepResult
-    from runbook.verify.batch import Probe
+    from runbook.facts import Fact as Probe
 
 OK, FOUND, UNKNOWN = "ok", "found", "unknown"
 
@@ -71,3 +71,8 @@ class Diagnostic:
     @property
     def number(self) -> int:
         return int(self.id.split("-", 1)[1])
+
+    @property
+    def order(self) -> tuple[int, int]:
+        """Appendix B first (B-1 .. B-19), then the items outside it (S-1, ...)."""
+        return (0 if self.id.startswith("B-") else 1, self.number)

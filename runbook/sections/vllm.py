@@ -15,6 +15,7 @@ from ..engine.steps import AptPackages, Command, Directory, File, Plan, PythonPa
 from ..engine.wait import HttpWait
 from ..errors import ConfigError
 from .common import HostInfo
+from .dropins import DropInsAside
 
 UNIT = "vllm.service"
 # On sandbox hosts vLLM is the test double, from a local package index inside each host.
@@ -58,6 +59,11 @@ def env_file(cfg: Config) -> str:
         f"VLLM_DTYPE={v.dtype}",
         f"VLLM_MAX_LORA_RANK={v.max_lora_rank}",
     ]) + "\n"
+
+
+def env_keys(cfg: Config) -> tuple[str, ...]:
+    """The variables vllm.env sets (a drop-in setting one of them overrides the runbook)."""
+    return tuple(line.split("=", 1)[0] for line in env_file(cfg).splitlines() if "=" in line and line[0] != "#")
 
 
 def lora_arguments(cfg: Config) -> list[str]:
@@ -178,6 +184,9 @@ def steps(cfg: Config, host: HostInfo) -> list[Step]:
                        freeze=f"{q(venv + '/bin/python')} -m pip list --format=freeze"),
         File(guide="3-3", title=f"{v.dir}/vllm.env", path=f"{v.dir}/vllm.env", content=env_file(cfg),
              mode=0o600, secret=True, notify=(UNIT,)),
+        DropInsAside(guide="3-4", title=f"no drop-in overrides {UNIT}", unit=UNIT, notify=(UNIT,),
+                     keys=("ExecStart", "EnvironmentFile", "User", "WorkingDirectory"),
+                     variables=("PATH", "LD_LIBRARY_PATH", "HF_HOME", "TRANSFORMERS_CACHE", *env_keys(cfg))),
         File(guide="3-4", title=f"/etc/systemd/system/{UNIT}", path=f"/etc/systemd/system/{UNIT}",
              content=unit_file(cfg), notify=(UNIT,), validate="systemd-analyze verify {path}"),
         Service(guide="3-5", title=f"{UNIT} enabled and running", unit=UNIT),

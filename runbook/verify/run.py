@@ -17,9 +17,9 @@ from rich.table import Table
 from ..config import Settings
 from ..engine.output import Output
 from ..errors import RunbookError
+from ..facts import HostFacts, gather
 from ..secrets import mask
 from ..transport import Transport
-from . import batch
 from .reach import Reach
 from .rows import FAIL, OK, ROWS, SKIP, Facts
 
@@ -59,7 +59,7 @@ def verify_host(transport: Transport, settings: Settings) -> HostReport:
         prefetch = threading.Thread(target=reach.prefetch, args=(targets,), daemon=True)
         prefetch.start()
     try:
-        raw = batch.gather(transport, [p for row in ROWS for p in row.probes(settings)])
+        raw = HostFacts(gather(transport, [p for row in ROWS for p in row.probes(settings)]))
     except RunbookError as err:
         report.rows.append(RowResult("connect", "reach the host", "-", FAIL, mask(str(err))))
         return _done(report, started)
