@@ -212,7 +212,9 @@ def detect_s3(ev: Evidence) -> Finding:
     if not ev.unit(APP).installed:
         return unknown(f"{APP} is not installed (run: inv ai-server)")
     facts = rows.Facts(ev.settings, ev.facts, None)
-    results = [(row, *row.judge(facts)) for row in rows.ROWS if row.key in NEEDS]
+    # A port nobody holds is a service that does not run: S-1's finding, not this one's.
+    results = [(row, status if not detail.startswith("nothing listens") else rows.OK, detail)
+               for row in rows.ROWS if row.key in NEEDS for status, detail in [row.judge(facts)]]
     bad = [f"{row.title}: {detail}" for row, status, detail in results if status != rows.OK]
     good = [f"{row.title}: {detail}" for row, status, detail in results if status == rows.OK]
     if bad:
