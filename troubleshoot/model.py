@@ -11,12 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from runbook.engine.status import FOUND, OK, UNKNOWN  # the engine's one vocabulary
+
 if TYPE_CHECKING:
     from runbook.config import Settings
     from runbook.engine.results import StepResult
     from runbook.facts import Fact as Probe
-
-OK, FOUND, UNKNOWN = "ok", "found", "unknown"
 
 
 @dataclass(frozen=True)

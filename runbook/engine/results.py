@@ -7,8 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..secrets import mask
-
-OK, CHANGED, FAILED, SKIPPED = "ok", "changed", "failed", "skipped"
+from .status import CHANGED, FAILED, OK, SKIPPED  # noqa: F401 - the one vocabulary, re-exported here
 
 
 @dataclass

@@ -116,3 +116,8 @@ def test_section_plan_from_settings(settings: dict, title: str, want: str, unwan
 def test_the_vllm_section_moves_conflicting_drop_ins_aside_before_writing_the_unit():
     step = section_step({}, "no drop-in overrides vllm.service")
     assert "VLLM_MAX_MODEL_LEN" in step.variables and "ExecStart" in step.keys
+
+
+def test_a_directory_is_read_through_a_symbolic_link():
+    """A working symlink for the log directory is that directory (no refusal that stops the host)."""
+    assert "stat -L -c" in DIR.probe()
