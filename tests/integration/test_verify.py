@@ -8,7 +8,8 @@ import pytest
 from test_troubleshoot_stack import Stack, run_checks, stack_for
 
 pytestmark = pytest.mark.integration
-ROWS = ["gpu", "vllm-health", "vllm-models", "app-health", "external", "node-exporter", "dcgm-exporter", "promtail"]
+ROWS = ["gpu", "vllm-health", "vllm-models", "app-health", "external", "node-exporter", "dcgm-exporter", "promtail",
+        "app-env", "app-port", "vllm-port", "app-resources", "api-key"]
 
 
 @pytest.fixture(scope="module")
