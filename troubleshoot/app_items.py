@@ -274,9 +274,9 @@ register(Diagnostic(
     "ai-server fails with `ModuleNotFoundError: No module named 'prometheus_fastapi_instrumentator'` / "
     "`'pythonjsonlogger'`.",
     "The app's pyproject.toml lacks them, so `uv sync` does not install them.",
-    "Imports each module with the app venv's own python (a package is there when it imports: a half-removed one "
-    "whose metadata is left still fails); ModuleNotFoundError in the journal of the app's last starts while "
-    "/health does not answer.",
+    "Asks the app venv's own python whether each module is importable: found by the import system, and every file "
+    "its installer recorded still on disk (a half-removed package whose dist-info is left fails, as its import "
+    "does); ModuleNotFoundError in the journal of the app's last starts while /health does not answer.",
     "Installs the missing packages into the venv with the ai-server section's package step, reinstalls those "
     "whose files are gone, and restarts the app; "
     "with `install = \"sync\"`, says to add them to pyproject's [project.dependencies].",

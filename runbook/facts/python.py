@@ -1,8 +1,11 @@
-"""Python packages the way a program finds them: by importing them with the venv's own interpreter.
+"""Python packages the way ``import`` finds them, asked of the venv's own interpreter.
 
-A package counts as there when ``import`` succeeds, not when pip's metadata says it is installed: a
-half-removed package (its module directory gone, its dist-info left) is listed by ``pip freeze`` and
-still fails to import.
+A package counts as there when Python's import system finds the module (``importlib.util.find_spec``)
+and every file its installer recorded for it (the distribution's RECORD, read with
+``importlib.metadata``) is on disk: a half-removed package (module directory or files gone, dist-info
+left) is listed by ``pip freeze`` and fails here as it fails to import. The package's own code is not
+run: importing fastapi costs seconds, and a healthy host must be checked in under one. A fix that
+reinstalls checks with a real ``import``.
 """
 
 from __future__ import annotations
@@ -25,11 +28,18 @@ class Imports:
 
 
 def _code(modules: tuple[str, ...]) -> str:
-    return ("import importlib\n"
+    return ("import importlib.metadata as md, importlib.util as u, os\n"
+            "dists = md.packages_distributions()\n"
             f"for m in {list(modules)!r}:\n"
-            "    try:\n        importlib.import_module(m)\n        print(m + '=ok')\n"
+            "    try:\n        spec = u.find_spec(m)\n"
             "    except BaseException as e:\n"
-            "        print(m + '=' + (type(e).__name__ + ': ' + str(e)).replace(chr(10), ' ')[:200])")
+            "        print(m + '=' + (type(e).__name__ + ': ' + str(e)).replace(chr(10), ' ')[:200]); continue\n"
+            "    if spec is None:\n"
+            "        print(m + '=ModuleNotFoundError: No module named ' + repr(m)); continue\n"
+            "    gone = [str(f) for d in dists.get(m, []) for f in (md.distribution(d).files or [])\n"
+            "            if '__pycache__' not in str(f) and not os.path.exists(f.locate())]\n"
+            "    print(m + '=' + ('ok' if not gone else 'ImportError: files of the installed package are gone: '\n"
+            "                     + ', '.join(gone[:3]) + (' ...' if len(gone) > 3 else '')))")
 
 
 def parse(python: str, text: str) -> Imports:
