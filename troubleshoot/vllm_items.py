@@ -320,6 +320,10 @@ def detect_b12(ev: Evidence) -> Finding:
     if state.get("SubState") == "auto-restart" or state.get("ActiveState") in ("failed", "inactive", "deactivating"):
         return unknown(f"{UNIT} is {state.state}: it crashed or was stopped, which is not a slow start "
                        "(see B-4, B-10, B-11)")
+    earlier = [line for line in ev.journal(UNIT).since_ready(READY_RE, STARTS) if line not in current]
+    if state.restarts and search(earlier, r"(?i)error|exception|Main process exited"):
+        return unknown(f"{UNIT} is starting again after {state.restarts} crash(es): a crash loop, not a slow start "
+                       "(see S-1 and the item it names)")
     now = float(state.get("NOW") or 0) or ev.now()
     age = state.age() or 0.0
     quiet = now - current[-1].ts if current else age

@@ -9,6 +9,7 @@ the same state; at the end `fab deploy` changes nothing.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from plantings import CASES, Planting
@@ -51,6 +52,16 @@ def restore(stack: Stack, case: Planting) -> None:
 
 
 def run_case(stack: Stack, case: Planting) -> None:
+    try:
+        _run_case(stack, case)
+    except BaseException as err:
+        if os.environ.get("L4RB_PLANTINGS_LOG"):  # failures as they happen, for long runs
+            with open(os.environ["L4RB_PLANTINGS_LOG"], "a") as log:
+                log.write(f"=== {case.id}: {err}\n")
+        raise
+
+
+def _run_case(stack: Stack, case: Planting) -> None:
     root(stack, case.plant)
     try:
         if case.settle:
