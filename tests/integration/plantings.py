@@ -171,8 +171,10 @@ CASES: tuple[Planting, ...] = (
     Planting("dotenv-mode-000", f"chmod 000 {DOTENV}", ("S-3",), "cannot read it"),
     Planting("resources-s3-deleted", f"rm -rf {APP}/resources/s3", ("S-3",), "resources/s3: missing",
              after=f"test -d {APP}/resources/s3"),
+    # A file where the directory belongs is not the runbook's to delete: the fix says so and stops.
     Planting("resources-s3-is-a-file", f"rm -rf {APP}/resources/s3 && touch {APP}/resources/s3", ("S-3",),
-             "regular empty file"),
+             "regular empty file", fix=False,
+             restore=f"rm -f {APP}/resources/s3 && install -d -o ubuntu -g ubuntu {APP}/resources/s3"),
     Planting("port-8000-held-by-another-program",
              "systemctl stop ai-server && systemd-run --unit=squatter python3 -m http.server 8000 && sleep 1 && "
              "systemctl start ai-server", ("S-3",), "held by python3", fix=False,
