@@ -14,6 +14,7 @@ from ..config import Config
 from ..engine.steps import AptPackages, Command, Directory, File, Plan, PythonPackages, RunState, Service, Step, q
 from ..engine.wait import HttpWait
 from ..errors import ConfigError
+from ..facts.http import authed_get
 from .common import HostInfo
 from .dropins import DropInsAside
 
@@ -128,8 +129,8 @@ WantedBy=multi-user.target
 class ModelsListed(Step):
     """Guide 3-7: /v1/models lists the base model and every adapter.
 
-    The key is read from the 0600 env file on the host and piped to curl's
-    stdin, so no command line ever carries it.
+    The key is the one vLLM enforces: systemd loads the unit's env files (runbook.facts.http.authed_get)
+    and the key goes to curl's stdin, so no command line ever carries it.
     """
 
     env_path: str
@@ -137,10 +138,7 @@ class ModelsListed(Step):
     expected: tuple[str, ...]
 
     def probe(self) -> str:
-        return (
-            f"key=$(sed -n 's/^VLLM_API_KEY=//p' {q(self.env_path)} 2>/dev/null)\n"
-            f"printf 'Authorization: Bearer %s\\n' \"$key\" | curl -s -m 10 -H @- {q(self.url)}"
-        )
+        return authed_get("vllm:models", self.url, UNIT).shell
 
     def plan(self, fact: str, state: RunState) -> Plan:
         try:
