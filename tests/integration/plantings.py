@@ -8,8 +8,10 @@ test_plantings.py runs every case against one converged sandbox host: plant, che
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
+q = shlex.quote
 VLLM_ENV = "/app/vllm-server/vllm.env"
 APP = "/app/ai-server"
 DOTENV = f"{APP}/.env"
@@ -39,6 +41,16 @@ def dropin(name: str, *lines: str, unit: str = "vllm", restart: bool = True) -> 
             + (f" && systemctl restart {unit}" if restart else ""))
 
 
+def exec_dropin(name: str, *lines: str, edit: str = "cat", unit: str = "vllm") -> str:
+    """A drop-in that resets ExecStart and sets the unit's own ExecStart again, passed through *edit* (a
+    filter over its lines): how `systemctl edit` users change one flag."""
+    folder = DROPIN_DIR if unit == "vllm" else APP_DROPIN_DIR
+    head = "".join(f"echo {q(line)}; " for line in ["[Service]", *lines, "ExecStart="])
+    return (f"mkdir -p {folder} && {{ {head}awk '/^ExecStart=/{{p=1}} p{{print}} p&&!/\\\\$/{{exit}}' "
+            f"/etc/systemd/system/{unit}.service | {edit}; }} > {folder}/{name} && systemctl daemon-reload && "
+            f"systemctl restart {unit}")
+
+
 def crashed(unit: str = "vllm") -> str:
     """Wait until the unit has crashed at least once after the plant."""
     return (f"for i in $(seq 90); do s=$(systemctl show -p SubState,NRestarts,ActiveState {unit} | tr '\\n' ' '); "
@@ -60,25 +72,24 @@ CASES: tuple[Planting, ...] = (
         "lora.conf", "ExecStart=", "ExecStart=/app/vllm-server/venv/bin/vllm serve ${VLLM_MODEL} --port ${VLLM_PORT} "
         "--enforce-eager --enable-lora --lora-modules \\x27{\"name\": \"easycontract\", \"path\":}\\x27"),
         ("B-3",), f"{DROPIN_DIR}/lora.conf", settle=crashed(), after=ASIDE, restore=NO_DROPINS),
-    Planting("dropin-lora-from-env", dropin(
-        "lora-env.conf", "ExecStart=", "ExecStart=/app/vllm-server/venv/bin/vllm serve ${VLLM_MODEL} "
-        "--port ${VLLM_PORT} --enforce-eager --enable-lora --lora-modules ${VLLM_LORA_MODULES}"),
-        ("B-3",), "environment variable", settle=crashed(), after=ASIDE, restore=NO_DROPINS),
-    Planting("dropin-no-enforce-eager", dropin(
-        "eager.conf", SM_FAIL, "ExecStart=", "ExecStart=/app/vllm-server/venv/bin/vllm serve ${VLLM_MODEL} "
-        "--host ${VLLM_HOST} --port ${VLLM_PORT} --enable-lora --enforce-eager --no-enforce-eager"),
-        ("B-10",), f"{DROPIN_DIR}/eager.conf", settle=crashed(), after=ASIDE, restore=NO_DROPINS),
-    Planting("dropin-enforce-eager-removed", dropin(
-        "override.conf", SM_FAIL, "ExecStart=", "ExecStart=/app/vllm-server/venv/bin/vllm serve ${VLLM_MODEL} "
-        "--host ${VLLM_HOST} --port ${VLLM_PORT}"),
-        ("B-10",), "ExecStart has no --enforce-eager", settle=crashed(), after=ASIDE, restore=NO_DROPINS),
+    # The guide's mistake in a drop-in: the adapters through the environment, not one JSON word each.
+    Planting("dropin-lora-from-env",
+             f"echo 'VLLM_LORA_MODULES={{\"name\":\"easycontract\",\"path\":\"a\"}} "
+             f"{{\"name\":\"checklist\",\"path\":\"b\"}}' >> {VLLM_ENV} && "
+             + exec_dropin("lora-env.conf", edit="sed -e \"/'{/d\" -e 's/--lora-modules .*/--lora-modules "
+                                                 "${VLLM_LORA_MODULES} \\\\/'"),
+             ("B-3",), "environment variable", settle=crashed(), after=ASIDE, restore=NO_DROPINS),
+    Planting("dropin-no-enforce-eager",
+             exec_dropin("eager.conf", SM_FAIL, edit="sed '$ s/$/ --no-enforce-eager/'"),
+             ("B-10",), f"{DROPIN_DIR}/eager.conf", settle=crashed(), after=ASIDE, restore=NO_DROPINS),
+    Planting("dropin-enforce-eager-removed",
+             exec_dropin("override.conf", SM_FAIL, edit="grep -v -- --enforce-eager"),
+             ("B-10",), "ExecStart has no --enforce-eager", settle=crashed(), after=ASIDE, restore=NO_DROPINS),
     Planting("dropin-extra-envfile", "printf 'VLLM_MAX_MODEL_LEN=lots\\n' > /etc/vllm-extra.env && "
              + dropin("extra.conf", "EnvironmentFile=/etc/vllm-extra.env"),
              ("S-2",), "/etc/vllm-extra.env:1", settle=crashed(), after=ASIDE,
              restore=NO_DROPINS + " && rm -f /etc/vllm-extra.env"),
-    Planting("dropin-unknown-flag", dropin(
-        "flag.conf", "ExecStart=", "ExecStart=/app/vllm-server/venv/bin/vllm serve ${VLLM_MODEL} "
-        "--port ${VLLM_PORT} --enforce-eager --bogus-flag"),
+    Planting("dropin-unknown-flag", exec_dropin("flag.conf", edit="sed '$ s/$/ --bogus-flag/'"),
         ("S-1",), "unrecognized arguments: --bogus-flag", settle=crashed(), after=ASIDE, restore=NO_DROPINS),
     Planting("app-dropin-bad-port", dropin(
         "port.conf", "ExecStart=", f"ExecStart={APP}/.venv/bin/uvicorn app.main:app --port notaport", unit="ai-server"),
