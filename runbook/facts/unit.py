@@ -27,17 +27,18 @@ BUS_PROPS = ("ExecStart", "Environment", "EnvironmentFiles")
 def _shell(name: str) -> str:
     n = q(name)
     return (
-        f"systemctl show --timestamp=unix -p {PROPS} {n}; echo NOW=$(date +%s)\n"
-        # The unit's object path from systemd (LoadUnit loads it when it is not yet), then its typed properties.
+        f"s=$(systemctl show --timestamp=unix -p {PROPS} {n})\nprintf '%s\\n' \"$s\"; echo NOW=$(date +%s)\n"
+        # The unit's object path from systemd (LoadUnit loads it when it is not yet), then its typed properties
+        # in one call (busctl prints one JSON document per property, in the order asked).
         f"p=$(busctl --json=short call org.freedesktop.systemd1 /org/freedesktop/systemd1 "
         f"org.freedesktop.systemd1.Manager LoadUnit s {n} 2>/dev/null "
         "| sed -n 's/.*\"data\":\\[\"\\([^\"]*\\)\".*/\\1/p')\n"
         "if [ -n \"$p\" ]; then\n"
-        f"  for prop in {' '.join(BUS_PROPS)}; do\n"
-        f"    printf '{BUS_MARK}%s ' \"$prop\"; busctl --json=short get-property org.freedesktop.systemd1 \"$p\" "
-        "org.freedesktop.systemd1.Service \"$prop\" 2>/dev/null || echo\n"
-        "  done\nfi\n"
-        f"for f in $(systemctl show -p FragmentPath,DropInPaths --value {n}); do\n"
+        f"  busctl --json=short get-property org.freedesktop.systemd1 \"$p\" org.freedesktop.systemd1.Service "
+        f"{' '.join(BUS_PROPS)} 2>/dev/null | {{ for prop in {' '.join(BUS_PROPS)}; do IFS= read -r v; "
+        f"echo \"{BUS_MARK}$prop $v\"; done; }}\n"
+        "fi\n"
+        "for f in $(printf '%s\\n' \"$s\" | sed -n 's/^\\(FragmentPath\\|DropInPaths\\)=//p'); do\n"
         f"  [ -f \"$f\" ] && {{ echo \"{FILE_MARK}$f\"; cat \"$f\"; echo; }}\n"
         "done"
     )
