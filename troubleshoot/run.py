@@ -176,14 +176,18 @@ def run(loaded: Loaded, opts: Options, out: Output, cloud: CloudFacts | None = N
     items = select(opts.only)
     cloud = cloud or CloudFacts(loaded.settings, loaded.root)
     host_items = [d for d in items if d.scope == "host"]
-    results = diagnose_cloud([d for d in items if d.scope == "cloud"], loaded, cloud, opts, out)
-    if host_items:
-        try:
-            transports = connect(loaded, opts.local, opts.hosts, out.warn)
-        except RunbookError as err:
-            out.error(str(err))
-            return results + [ItemResult(d, "(no host)", unknown(f"no host to look at: {err}")) for d in host_items]
-        with ThreadPoolExecutor(max_workers=max(1, min(16, len(transports)))) as pool:
-            per_host = list(pool.map(lambda t: diagnose_host(t, host_items, loaded, cloud, opts, out), transports))
+    cloud_items = [d for d in items if d.scope == "cloud"]
+    if not host_items:
+        return diagnose_cloud(cloud_items, loaded, cloud, opts, out)
+    try:
+        transports = connect(loaded, opts.local, opts.hosts, out.warn)
+    except RunbookError as err:
+        out.error(str(err))
+        return diagnose_cloud(cloud_items, loaded, cloud, opts, out) + [
+            ItemResult(d, "(no host)", unknown(f"no host to look at: {err}")) for d in host_items]
+    # The hosts' batches and the Compute API questions go out at the same time.
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(transports)))) as pool:
+        per_host = pool.map(lambda t: diagnose_host(t, host_items, loaded, cloud, opts, out), transports)
+        results = diagnose_cloud(cloud_items, loaded, cloud, opts, out)
         results += [r for host_results in per_host for r in host_results]
     return results
