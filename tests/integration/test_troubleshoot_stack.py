@@ -26,6 +26,9 @@ REPO = Path(__file__).resolve().parents[2]
 PROJECT, ZONE, NAME = "demo-project", "asia-northeast3-a", "ai-server-l4"
 FAST = {"op_pending_s": 0.02, "op_running_s": 0.06}
 ITEMS = [*(f"B-{n}" for n in range(1, 20)), "S-1", "S-2", "S-3"]
+# Seconds of work a diagnosis of a healthy host may take (its JSON `seconds`); a shared, loaded test machine
+# may set a larger budget, and the report says which one held.
+BUDGET_S = float(os.environ.get("L4RB_TROUBLESHOOT_BUDGET_S", "1.0"))
 
 
 class HostBackend:
@@ -213,7 +216,7 @@ def test_healthy_host_reports_all_19_ok(stack: Stack, tmp_path: Path):
     assert {i["id"]: i["verdict"] for i in data["items"]} == dict.fromkeys(ITEMS, "ok"), log
     assert data["counts"] == {"ok": len(ITEMS), "found": 0, "unknown": 0}
     assert json.loads((tmp_path / "report.json").read_text()) == data
-    assert data["seconds"] <= 1.0, f"a diagnosis of every item took {data['seconds']}s of work in the tool"
+    assert data["seconds"] <= BUDGET_S, f"a diagnosis of every item took {data['seconds']}s of work in the tool"
     assert took < 20, f"a diagnosis of every item took {took:.1f}s"
     # The table for people names every item.
     r = run_checks("troubleshoot", "--config", str(stack.config))
