@@ -34,7 +34,8 @@ register = ITEMS.append  # this module's items, in order; troubleshoot.registry 
 
 VLLM = vllm_section.UNIT
 APP = ai_server.UNIT
-ARG_ERROR_RE = r"error: argument (--[a-z-]+): (invalid|expected) [^\n]*"
+# argparse's refusal of an option's value (vLLM 0.15: "invalid ... value" or "Value X cannot be converted to ...").
+ARG_ERROR_RE = r"error: argument (--[a-z-]+): [^\n]*"
 
 # Journal texts and the item that owns them (the same patterns those items detect with).
 EXPLAINED = (
