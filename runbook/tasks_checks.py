@@ -1,9 +1,9 @@
-"""`inv verify` and `inv troubleshoot`: the guide's section 6 checklist and its appendix B.
+"""`inv verify`: the guide's section 6 checklist (troubleshoot's task lives in troubleshoot.tasks).
 
-Both read hosts.toml without needing the secrets (a broken key is exactly what they must be able
-to look at), reach the hosts the section tasks reach, and print a table; --json prints the results
-on stdout instead (the log goes to stderr) and --report writes them to a file. verify exits 1 on a
-red row; troubleshoot exits 1 while an item is still found (after --fix: not cleared by it).
+It reads hosts.toml without needing the secrets (a broken key is exactly what it must be able to
+look at), reaches the hosts the section tasks reach, and prints a table; --json prints the results
+on stdout instead (the log goes to stderr) and --report writes them to a file. It exits 1 on a red
+row. The helpers here (output, loading, emitting) are shared with `inv troubleshoot`.
 
     python -m runbook.tasks_checks verify ...   runs them without tasks.py.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json as json_mod
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +32,10 @@ HELP = {
     "hosts": "comma-separated host names to limit the run to",
     "report": "also write the results as JSON to this file",
     "json": "print the results as JSON on stdout (the log goes to stderr)",
+}
+TROUBLESHOOT_HELP = {
+    **HELP, "fix": "apply the remedy of every item found (or print the manual steps), then check again",
+    "only": "items to check, e.g. B-3,B-10,S-1,C-1 (default: all)",
 }
 OUTPUT_HELP = "text (default) or json: one JSON object per checklist row on stdout (docs/report-schema.md)"
 
@@ -121,31 +124,7 @@ def verify(c, config=DEFAULT_CONFIG, local=False, hosts="", report="", json=Fals
         raise Exit(code=1)
 
 
-@task(help={**HELP, "fix": "apply the remedy of every item found (or print the manual steps), then check again",
-            "only": "items to check, e.g. B-3,B-10 (default: all 19)"})
-def troubleshoot(c, config=DEFAULT_CONFIG, local=False, hosts="", report="", json=False, fix=False, only=""):
-    """Guide appendix B: diagnose B-1..B-19 with evidence; --fix applies the remedies."""
-    from troubleshoot import report as ts_report
-    from troubleshoot import run as ts_run
-    from troubleshoot.registry import select
-
-    out = _output(json)
-    loaded = _load(config, out)
-    try:
-        select(only)
-    except KeyError as err:
-        out.error(str(err.args[0]))
-        raise Exit(code=2) from None
-    started = time.monotonic()
-    results = ts_run.run(loaded, ts_run.Options(local, _names(hosts), only, fix), out)
-    ts_report.table(out, results)
-    data = ts_report.as_json(results, time.monotonic() - started)
-    _emit(data, report, json, out)
-    if data["found"]:
-        raise Exit(code=1)
-
-
-checks = Collection(verify, troubleshoot)
+checks = Collection(verify)
 
 if __name__ == "__main__":
     Program(namespace=checks, name="l4-runbook checks").run()

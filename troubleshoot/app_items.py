@@ -12,31 +12,71 @@ import dataclasses
 import re
 
 from runbook.config import Settings
-from runbook.engine.steps import AptPackages, Command, Directory, PythonPackages, Service, Step
+from runbook.engine.steps import AptPackages, Command, Directory, PythonPackages, Service, Step, q
 from runbook.engine.wait import HttpWait
+from runbook.facts import Fact
+from runbook.facts import host as hp
+from runbook.facts.env import DotEnv, EnvView, Secret, dotenv_file, unit_env_files
+from runbook.facts.http import http
+from runbook.facts.journal import Line, journal, search
+from runbook.facts.python import imports
+from runbook.facts.unit import unit
 from runbook.sections import ai_server
-from runbook.verify.batch import Probe
-from runbook.verify.probes import Line, http, journal, search, unit
+from runbook.sections import vllm as vllm_section
 
-from . import host_probes as hp
 from .context import Evidence, Repair
 from .fixes import apply_steps, manual, merge, secrets_missing, section_fix, section_steps
 from .model import Diagnostic, Finding, Outcome, found, ok, unknown
-from .registry import register
+from .model import Diagnostic as _Diagnostic
+
+ITEMS: list[_Diagnostic] = []
+register = ITEMS.append  # this module's items, in order; troubleshoot.registry collects them
 
 APP = ai_server.UNIT
 MODULE_RE = r"ModuleNotFoundError: No module named '([^']+)'"
 HTTPX_RE = r"(Invalid|Illegal) header value b'Bearer\s*'"
 READY_RE = r"Application startup complete"
 GUIDE_MODULES = ("prometheus_fastapi_instrumentator", "pythonjsonlogger")
+MODULES = {  # module -> the package that provides it (guide B-14's two, and the app's own basics)
+    "prometheus_fastapi_instrumentator": "prometheus-fastapi-instrumentator",
+    "pythonjsonlogger": "python-json-logger",
+    "fastapi": "fastapi",
+    "uvicorn": "uvicorn",
+    "httpx": "httpx",
+    "dotenv": "python-dotenv",
+}
 
 
-def app_health(s: Settings) -> Probe:
+def app_health(s: Settings) -> Fact:
     return http(f"http://127.0.0.1:{s.ai_server.port}{s.ai_server.health_path}")
 
 
-def app_probes(s: Settings) -> list[Probe]:
+def app_user(s: Settings) -> str:
+    """The app's service user as hosts.toml sets it ("" when it is the login user, which facts need not know)."""
+    return s.ai_server.user
+
+
+def app_probes(s: Settings) -> list[Fact]:
     return [unit(APP), journal(APP, 300), app_health(s)]
+
+
+def app_imports(s: Settings) -> Fact:
+    """The modules, imported by the app's own venv python (a package is there when it imports)."""
+    return imports(f"{s.ai_server.dir}/.venv/bin/python", tuple(MODULES))
+
+
+def app_dotenv(s: Settings) -> Fact:
+    return dotenv_file(f"{s.ai_server.dir}/.env")
+
+
+def app_key(ev: Evidence) -> tuple[object, str]:
+    """VLLM_API_KEY as the app reads it: load_dotenv never overrides a variable the service already has,
+    so the unit's own environment wins over .env (python-dotenv's documented default, override=False)."""
+    from_unit = ev.env(APP).get("VLLM_API_KEY")
+    if from_unit is not None:
+        return from_unit, f"{APP} environment"
+    env: DotEnv = ev.get(app_dotenv(ev.settings))
+    return env.view.get("VLLM_API_KEY"), env.path
 
 
 def _current(ev: Evidence) -> list[Line]:
@@ -70,21 +110,22 @@ def fix_b13(r: Repair, finding: Finding) -> Outcome:
 # -- B-14 modules missing from the app's venv ---------------------------------------------------
 
 def detect_b14(ev: Evidence) -> Finding:
-    facts = ev.kv("app:modules")
+    found_imports = ev.get(app_imports(ev.settings))
     venv = f"{ev.settings.ai_server.dir}/.venv"
-    if facts.get("venv") != "present":
+    if not found_imports.exists:
         return unknown(f"{venv} does not exist (run: inv ai-server)")
-    missing = [m for m in hp.MODULES if facts.get(m) == "missing"]
+    broken = {m: r for m, r in found_imports.results.items() if r != "ok"}
     serving = ev.http(app_health(ev.settings)).ok
     line = None if serving else search(ev.journal(APP).since_ready(READY_RE), MODULE_RE)
     if line:
         name = re.search(MODULE_RE, line.message).group(1).split(".")[0]
-        missing = list(dict.fromkeys([*missing, name]))
-    if not missing:
-        return ok(f"{venv} has {', '.join(GUIDE_MODULES)} and the app's other imports")
-    packages = [hp.MODULES.get(m, m) for m in missing]
-    return found(f"modules missing from {venv}: {', '.join(missing)}", _quote(line),
-                 f"to install: {' '.join(packages)}", packages=packages)
+        broken.setdefault(name, "named by the journal")
+    if not broken:
+        return ok(f"{venv} imports {', '.join(GUIDE_MODULES)} and the app's other imports")
+    packages = [MODULES.get(m, m) for m in broken]
+    return found(f"modules that do not import in {venv}: {', '.join(broken)}",
+                 *(f"{venv}/bin/python -c 'import {m}': {r}" for m, r in broken.items()), _quote(line),
+                 f"to (re)install: {' '.join(packages)}", packages=packages)
 
 
 def fix_b14(r: Repair, finding: Finding) -> Outcome:
@@ -104,6 +145,14 @@ def fix_b14(r: Repair, finding: Finding) -> Outcome:
         return secrets_missing(r, "B-14", "ai-server")
     deps = next((s for s in section_steps(r, "ai-server") if isinstance(s, PythonPackages)), None)
     more = [dataclasses.replace(deps, title="modules named by B-14", packages=tuple(extra))] if extra and deps else []
+    if deps is not None:
+        # pip's metadata may still list a package whose files are gone: reinstall what does not import.
+        venv_python = f"{a.dir}/.venv/bin/python"
+        names = " ".join(q(p) for p in packages)
+        probe = "; ".join(f"import {m}" for m in _modules(packages))
+        more.append(Command(guide="4-2", title=f"reinstall {', '.join(packages)} (they do not import)",
+                            check=f"cd / && {q(venv_python)} -c {q(probe)}",
+                            run=f"{deps.install} --reinstall {names}", notify=(APP,)))
     out = section_fix(r, "B-14", "ai-server", pick, extra=more)
     if extra:
         out.manual.append(f"{', '.join(extra)} are not in ai_server.packages: add them there, or the next app "
@@ -111,28 +160,49 @@ def fix_b14(r: Repair, finding: Finding) -> Outcome:
     return out
 
 
+def _modules(packages: list[str]) -> list[str]:
+    by_package = {v: k for k, v in MODULES.items()}
+    return [by_package.get(p, p.replace("-", "_")) for p in packages]
+
+
 # -- B-15 empty VLLM_API_KEY --------------------------------------------------------------------
 
+def _state(value: object) -> str:
+    if value is None:
+        return "absent"
+    if isinstance(value, Secret):
+        return "empty" if value.empty else "set"
+    return "set" if value else "empty"
+
+
 def detect_b15(ev: Evidence) -> Finding:
-    keys = ev.kv("keys")
-    app, served = keys.get("app", ""), keys.get("vllm", "")
-    env = f"{ev.settings.ai_server.dir}/.env"
-    if app == "missing" or not app:
-        return unknown(f"{env} does not exist (run: inv ai-server)")
+    env: DotEnv = ev.get(app_dotenv(ev.settings))
+    if not env.exists:
+        return unknown(f"{env.path} does not exist (run: inv ai-server)")
+    app_value, app_from = app_key(ev)
+    served_view: EnvView = ev.env(vllm_section.UNIT)
+    served_value = served_view.get("VLLM_API_KEY")
+    app, served = _state(app_value), _state(served_value)
+    vllm_installed = ev.unit(vllm_section.UNIT).installed
     problems = []
     if app in ("empty", "absent"):
-        problems.append(f"{env}: VLLM_API_KEY is {app}: every vLLM call sends 'Authorization: Bearer ' and httpx "
-                        "refuses it")
-    if served in ("empty", "absent"):
-        problems.append(f"vllm.env: VLLM_API_KEY is {served}: vLLM runs without the key")
-    if app == "set" and served == "set" and keys.get("same") == "no":
-        problems.append("VLLM_API_KEY differs between .env and vllm.env: vLLM answers the app with 401")
+        problems.append(f"{app_from} (read with python-dotenv, as the app does): VLLM_API_KEY is {app}: every vLLM "
+                        "call sends 'Authorization: Bearer ' and httpx refuses it")
+    if vllm_installed and served in ("empty", "absent"):
+        problems.append(f"{vllm_section.UNIT} (as systemd loads vllm.env): VLLM_API_KEY is {served}: vLLM runs "
+                        "without the key")
+    if (app == "set" and served == "set" and isinstance(app_value, Secret) and isinstance(served_value, Secret)
+            and app_value.digest != served_value.digest):
+        problems.append(f"VLLM_API_KEY differs between {app_from} (the app's) and {vllm_section.UNIT}'s environment "
+                        "(the one vLLM enforces): vLLM answers the app with 401")
+    if served_view.error:
+        problems.append(f"systemd cannot load {vllm_section.UNIT}'s environment files: {served_view.error}")
     line = search(_current(ev), HTTPX_RE)
     if problems or line:
         return found(problems[0] if problems else "the app's calls to vLLM fail in httpx with an empty bearer token",
-                     *problems[1:], _quote(line), vllm=served)
-    return ok(".env and vllm.env hold the same non-empty VLLM_API_KEY" if served == "set"
-              else ".env holds a non-empty VLLM_API_KEY")
+                     *problems[1:], _quote(line), vllm=served if vllm_installed else "missing")
+    return ok(f"{app_from} and vLLM's environment hold the same non-empty VLLM_API_KEY" if served == "set"
+              else f"{app_from} holds a non-empty VLLM_API_KEY")
 
 
 def fix_b15(r: Repair, finding: Finding) -> Outcome:
@@ -164,6 +234,9 @@ def detect_b18(ev: Evidence) -> Finding:
         return found(f"{d} does not exist: the app cannot create its log file (nor can promtail read it)", where,
                      _quote(line), kind="missing")
     kind, owner, group, mode = (have.split("|") + ["", "", "", ""])[:4]
+    target = facts.get(f"target:{d}", "")
+    if kind == "symbolic link" and target == "directory":
+        kind = "directory"  # a link to a directory is a directory to the app (it opens files through it)
     if kind != "directory":
         return found(f"{d} is a {kind}, not a directory", _quote(line), kind="notdir")
     if facts.get("writable") != "yes":
@@ -201,21 +274,26 @@ register(Diagnostic(
     "ai-server fails with `ModuleNotFoundError: No module named 'prometheus_fastapi_instrumentator'` / "
     "`'pythonjsonlogger'`.",
     "The app's pyproject.toml lacks them, so `uv sync` does not install them.",
-    "Looks the modules up in the app's venv (importlib, nothing imported); ModuleNotFoundError in the journal of "
-    "the app's last starts while /health does not answer.",
-    "Installs the missing packages into the venv with the ai-server section's package step and restarts the app; "
+    "Asks the app venv's own python whether each module is importable: found by the import system, and every file "
+    "its installer recorded still on disk (a half-removed package whose dist-info is left fails, as its import "
+    "does); ModuleNotFoundError in the journal of the app's last starts while /health does not answer.",
+    "Installs the missing packages into the venv with the ai-server section's package step, reinstalls those "
+    "whose files are gone, and restarts the app; "
     "with `install = \"sync\"`, says to add them to pyproject's [project.dependencies].",
-    detect_b14, probes=lambda s: [*app_probes(s), hp.app_modules(s)], fix=fix_b14))
+    detect_b14, probes=lambda s: [*app_probes(s), app_imports(s)], fix=fix_b14))
 
 register(Diagnostic(
     "B-15", "Empty VLLM_API_KEY breaks httpx",
     "Calling vLLM from FastAPI fails with `httpx.InvalidHeaderValue: Invalid header value b'Bearer '`.",
     "`VLLM_API_KEY=` (empty) in .env sends `Authorization: Bearer ` with an empty token, which httpx refuses.",
-    "Whether VLLM_API_KEY is set, empty or absent in .env and vllm.env and whether both are the same (decided on "
-    "the host; no value is read out); httpx's header error in the app's current journal.",
+    "VLLM_API_KEY as each side reads it: the app's .env parsed by python-dotenv (`export KEY=...` included; the "
+    "unit's own environment wins, as load_dotenv does not override), vLLM's as systemd loads vllm.env into "
+    "vllm.service; set, empty or absent, and whether both are the same (compared as digests, never shown); "
+    "httpx's header error in the app's current journal.",
     "With the runbook's secrets loaded: rewrites vllm.env and .env with the same key and restarts both; without "
     "them: says to set VLLM_API_KEY (a dummy value is fine, never empty) and run `inv vllm` and `inv ai-server`.",
-    detect_b15, probes=lambda s: [*app_probes(s), hp.api_keys(s)], fix=fix_b15))
+    detect_b15, probes=lambda s: [*app_probes(s), app_dotenv(s), unit(vllm_section.UNIT),
+                                  unit_env_files(vllm_section.UNIT), unit_env_files(APP)], fix=fix_b15))
 
 register(Diagnostic(
     "B-18", "Log directory not created", "Nothing is written to `/var/log/dojangkok/production/*.log`.",

@@ -12,15 +12,18 @@ import re
 from runbook.cloud.preflight import G2_INCOMPATIBLE_IMAGE_PROJECTS, GOOD_IMAGE, disk_metric
 from runbook.config import Settings
 from runbook.engine.results import FAILED
-from runbook.verify.batch import Probe
-from runbook.verify.probes import http
+from runbook.facts import Fact
+from runbook.facts.http import http
+from runbook.facts.listeners import holders, listeners
 
-from . import host_probes as hp
 from .cloud_facts import CloudUnavailable, last, region_of
 from .context import Evidence, Repair
 from .fixes import manual, merge, section_fix
 from .model import Diagnostic, Finding, Outcome, found, ok, unknown
-from .registry import register
+from .model import Diagnostic as _Diagnostic
+
+ITEMS: list[_Diagnostic] = []
+register = ITEMS.append  # this module's items, in order; troubleshoot.registry collects them
 
 # -- B-1 Deep Learning VM image -----------------------------------------------------------------
 
@@ -81,18 +84,8 @@ def _targets(s: Settings) -> dict[str, tuple[int, str]]:
     return {"FastAPI": (s.ai_server.port, s.ai_server.health_path), "vLLM": (s.vllm.port, "/health")}
 
 
-def b5_probes(s: Settings) -> list[Probe]:
-    return [*(http(f"http://127.0.0.1:{port}{path}") for port, path in _targets(s).values()), hp.listening(s)]
-
-
-def _bound(listen: str, port: int) -> list[str]:
-    """Local addresses listening on *port*, from `ss -ltnH`."""
-    out = []
-    for line in listen.splitlines():
-        parts = line.split()
-        if len(parts) >= 4 and parts[3].rsplit(":", 1)[-1] == str(port):
-            out.append(parts[3].rsplit(":", 1)[0])
-    return out
+def b5_probes(s: Settings) -> list[Fact]:
+    return [*(http(f"http://127.0.0.1:{port}{path}") for port, path in _targets(s).values()), listeners()]
 
 
 def _allows(rule, port: int) -> bool:
@@ -138,9 +131,10 @@ def detect_b5(ev: Evidence) -> Finding:
     targets = _targets(s)
     inside = {name: ev.http(http(f"http://127.0.0.1:{port}{path}")).ok for name, (port, path) in targets.items()}
     outside = {name: ev.reach.get(port, path) for name, (port, path) in targets.items()} if ev.reach else {}
-    listen = ev.text("listen")
+    found_listeners = ev.get(listeners())
     loopback = [f"{name} listens on {', '.join(addrs)} only" for name, (port, _) in targets.items()
-                if (addrs := _bound(listen, port)) and all(a in ("127.0.0.1", "[::1]", "::1") for a in addrs)]
+                if (addrs := [h.address for h in holders(found_listeners, port)])
+                and all(a in ("127.0.0.1", "[::1]", "::1") for a in addrs)]
     problems, note = cloud_problems(ev, [port for port, _ in targets.values()])
     seen = [a.describe() for a in outside.values()]
     blocked = [name for name in targets if inside[name] and name in outside and not outside[name].ok]

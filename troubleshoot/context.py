@@ -1,21 +1,27 @@
 """What detect() and fix() get: the facts of one host (or the cloud), and the means to repair.
 
-Evidence wraps the raw probe answers with the shared parsers (units, journals, HTTP), the
-controller's view of the host's ports, and the Compute API facts. Repair holds the connection,
-the settings (with secrets when there are any) and the output the fix's steps print to.
+Evidence reads the host through the fact layer (runbook.facts): every item asks for typed facts
+(the effective unit, the environment as systemd or python-dotenv read it, ...) and each is parsed
+once per batch however many items read it. Repair holds the connection, the settings (with secrets
+when there are any) and the output the fix's steps print to.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from runbook.config import Settings
 from runbook.engine.output import Output
+from runbook.facts import Fact, HostFacts
+from runbook.facts.common import key_value, now
+from runbook.facts.env import EnvView, unit_env_files, unit_environment
+from runbook.facts.http import Http
+from runbook.facts.journal import Journal, journal
+from runbook.facts.unit import Unit, unit
 from runbook.sections.common import HostInfo
 from runbook.transport import Transport
-from runbook.verify.batch import Probe
 from runbook.verify.loading import Loaded
-from runbook.verify.probes import Http, Journal, UnitState, key_value
 from runbook.verify.reach import Reach
 
 from .cloud_facts import CloudFacts
@@ -25,28 +31,34 @@ from .cloud_facts import CloudFacts
 class Evidence:
     settings: Settings
     host: str  # the host's name, or the label of the cloud row
-    raw: dict[str, str]
+    facts: HostFacts
     cloud: CloudFacts
     reach: Reach | None = None  # None: no address to test from outside (--local, cloud rows)
 
+    def get(self, fact: Fact) -> Any:
+        return self.facts.get(fact)
+
     def text(self, key: str) -> str:
-        return self.raw.get(key, "")
+        return self.facts.text(key)
 
     def kv(self, key: str) -> dict[str, str]:
         return key_value(self.text(key))
 
-    def unit(self, name: str) -> UnitState:
-        return UnitState.parse(self.text(f"unit:{name}"))
+    def unit(self, name: str) -> Unit:
+        return self.get(unit(name))
 
     def journal(self, name: str) -> Journal:
-        return Journal.parse(self.text(f"journal:{name}"))
+        return self.get(journal(name))
 
-    def http(self, probe: Probe) -> Http:
-        return Http.parse(self.text(probe.key))
+    def env(self, name: str) -> EnvView:
+        """*name*'s environment as systemd hands it to the process (Environment=, then its files)."""
+        return unit_environment(self.unit(name), self.get(unit_env_files(name)))
+
+    def http(self, fact: Fact) -> Http:
+        return self.get(fact)
 
     def now(self) -> float:
-        value = self.text("now").strip()
-        return float(value) if value.replace(".", "", 1).isdigit() else 0.0
+        return self.get(now())
 
 
 @dataclass

@@ -9,21 +9,19 @@ VLLM_* name belongs to vLLM, and VLLM_PORT is its internal communication port, n
 
 from __future__ import annotations
 
-from runbook.config import Settings
 from runbook.engine.steps import Command, Service, Step
 from runbook.engine.wait import HttpWait
+from runbook.facts.env import process_environment, unit_env_files
+from runbook.facts.unit import unit
 from runbook.sections import HOST_SECTIONS, vllm
 from runbook.sections.loki_check import LokiReachable
 from runbook.sections.promtail import ALLOY_UNIT, PROMTAIL_EOL, PROMTAIL_UNIT
-from runbook.verify.batch import Probe
-from runbook.verify.probes import unit
 
 from .context import Evidence, Repair
 from .fixes import apply_steps, manual, section_fix
-from .model import Diagnostic, Finding, Outcome, found, ok
-from .registry import register
+from .model import Diagnostic, Finding, Outcome, found, ok, unknown
 
-RESERVED = ("VLLM_PORT", "VLLM_HOST", "VLLM_HOST_IP")
+RESERVED = vllm.RESERVED_NAMES
 
 # -- C-1 promtail still shipping ------------------------------------------------------------------
 
@@ -83,34 +81,36 @@ def fix_c1(r: Repair, finding: Finding) -> Outcome:
 
 # -- C-2 VLLM_PORT in vllm.service's environment --------------------------------------------------
 
-def vllm_reserved(s: Settings) -> Probe:
-    """Where vllm.service gets VLLM_PORT/VLLM_HOST from: Environment=, its EnvironmentFile= lines (file:line),
-    and the running process' own environment (what systemd really passed)."""
-    names = "|".join(RESERVED)
-    return Probe("vllm:reserved", (
-        f"systemctl show -p Environment --value {vllm.UNIT} | tr ' ' '\\n' | grep -E '^\"?({names})=' "
-        "| sed 's/^/environment: /'\n"
-        f"for f in $(systemctl show -p EnvironmentFiles --value {vllm.UNIT} | sed 's/ (ignore_errors=[a-z]*)//g'); do "
-        f"grep -nE '^[[:space:]]*(export[[:space:]]+)?({names})=' \"${{f#-}}\" 2>/dev/null "
-        "| sed \"s|^|file: ${f#-}:|\"; done\n"
-        f"pid=$(systemctl show -p MainPID --value {vllm.UNIT})\n"
-        f"[ \"${{pid:-0}}\" != 0 ] && tr '\\0' '\\n' < /proc/$pid/environ 2>/dev/null | grep -E '^({names})=' "
-        "| sed 's/^/process: /'\n"
-        "true"
-    ))
+def _reserved_lines(ev: Evidence) -> list[str]:
+    """Where vllm.service gets VLLM_PORT/VLLM_HOST from, as systemd reads it: an Environment= line (file:line),
+    its EnvironmentFile= files (file:line), and the running process' own environment (what systemd passed)."""
+    service, env = ev.unit(vllm.UNIT), ev.env(vllm.UNIT)
+    process = ev.get(process_environment(vllm.UNIT))
+    lines = []
+    for name in RESERVED:
+        if (source := service.env_source(name)) is not None:
+            lines.append(f"environment: {source}")
+        if env.where(name) and env.has(name):
+            lines.append(f"file: {env.where(name)}: {name}={env.get(name)}")
+        elif env.has(name) and source is None:
+            lines.append(f"environment: {name}={env.get(name)}")
+        if process.has(name):
+            lines.append(f"process: {name}={process.get(name)}")
+    return lines
 
 
 def detect_c2(ev: Evidence) -> Finding:
-    lines = [line.strip() for line in ev.text("vllm:reserved").splitlines() if line.strip()]
     if not ev.unit(vllm.UNIT).installed:
         return ok(f"{vllm.UNIT} is not installed: nothing sets vLLM's reserved names")
-    port = [line for line in lines if "VLLM_PORT=" in line]
-    if port:
+    lines = _reserved_lines(ev)
+    if [line for line in lines if "VLLM_PORT=" in line]:
         return found("VLLM_PORT reaches vllm.service: it is vLLM's internal communication port, not the API "
                      "server's (the unit passes --port from it as the guide does; it works only while vLLM "
                      "skips the busy port, and a tcp://... value aborts the start)", *lines)
     if lines:
         return found("vLLM's own VLLM_HOST/VLLM_HOST_IP reach vllm.service (every VLLM_* name is vLLM's)", *lines)
+    if ev.env(vllm.UNIT).error:
+        return unknown(f"systemd could not load {vllm.UNIT}'s environment files: {ev.env(vllm.UNIT).error}")
     return ok("no VLLM_PORT/VLLM_HOST in vllm.service's environment (SERVE_HOST/SERVE_PORT carry --host/--port)")
 
 
@@ -118,7 +118,7 @@ def fix_c2(r: Repair, finding: Finding) -> Outcome:
     return section_fix(r, "C-2", "vllm", lambda s: s.guide in ("3-3", "3-4", "3-5", "3-6", "3-7"))
 
 
-register(Diagnostic(
+C1 = Diagnostic(
     "C-1", "Promtail still ships the logs (end of life)",
     f"promtail.service runs; Promtail reached end of life on {PROMTAIL_EOL} (no fixes, no security updates).",
     "The guide's 7-6 installs Promtail; Grafana Alloy replaces it.",
@@ -128,9 +128,9 @@ register(Diagnostic(
     "ready. File offsets are taken over from promtail's positions file (legacy_positions_file); the journal is "
     "read from 1 minute back, and the lines both read are exact duplicates that Loki ignores. With log_shipper "
     "= promtail: says to set it to alloy first.",
-    detect_c1, probes=lambda s: [unit(PROMTAIL_UNIT), unit(ALLOY_UNIT)], fix=fix_c1))
+    detect_c1, probes=lambda s: [unit(PROMTAIL_UNIT), unit(ALLOY_UNIT)], fix=fix_c1)
 
-register(Diagnostic(
+C2 = Diagnostic(
     "C-2", "VLLM_PORT in vllm.service's environment",
     "vllm.env sets VLLM_PORT=8001 (and VLLM_HOST) as the guide's 3-3 does.",
     "Every VLLM_* variable is vLLM's: VLLM_PORT is its internal communication port, not the API server's "
@@ -139,4 +139,7 @@ register(Diagnostic(
     "process' environment (/proc/PID/environ), for VLLM_PORT, VLLM_HOST and VLLM_HOST_IP.",
     "Rewrites vllm.env and vllm.service from the vllm section (SERVE_HOST/SERVE_PORT carry --host/--port), "
     "restarts vLLM and waits for /health.",
-    detect_c2, probes=lambda s: [unit(vllm.UNIT), vllm_reserved(s)], fix=fix_c2))
+    detect_c2, probes=lambda s: [unit(vllm.UNIT), unit_env_files(vllm.UNIT), process_environment(vllm.UNIT)],
+    fix=fix_c2)
+
+ITEMS = (C1, C2)

@@ -11,12 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from runbook.engine.status import FOUND, OK, UNKNOWN  # the engine's one vocabulary
+
 if TYPE_CHECKING:
     from runbook.config import Settings
     from runbook.engine.results import StepResult
-    from runbook.verify.batch import Probe
-
-OK, FOUND, UNKNOWN = "ok", "found", "unknown"
+    from runbook.facts import Fact as Probe
 
 
 @dataclass(frozen=True)
@@ -71,3 +71,9 @@ class Diagnostic:
     @property
     def number(self) -> int:
         return int(self.id.split("-", 1)[1])
+
+    @property
+    def order(self) -> tuple[int, int]:
+        """Appendix B first (B-1 .. B-19), then the items outside it: services (S-1, ...), current components
+        (C-1, ...)."""
+        return ({"B": 0, "S": 1}.get(self.id.split("-", 1)[0], 2), self.number)

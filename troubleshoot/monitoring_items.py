@@ -12,19 +12,24 @@ import dataclasses
 import re
 
 from runbook.config import Settings
-from runbook.engine.steps import Command, Step
+from runbook.engine.steps import AptPackages, Command, Step, q
+from runbook.facts import Fact
+from runbook.facts import host as hp
+from runbook.facts.apt import Apt, apt
+from runbook.facts.journal import Line, journal, search
+from runbook.facts.shipper import ALLOY_CONFIG, PROMTAIL_CONFIG, ShipperConfig, judge_jobs, shipper_config
+from runbook.facts.unit import unit
 from runbook.sections import dcgm
 from runbook.sections.metrics_wait import MetricsWait
-from runbook.verify.batch import Probe
-from runbook.verify.probes import Line, journal, search, unit
 from runbook.verify.rows import PUSH_ERRORS, PUSH_WINDOW_S, dcgm_probe, shipper_unit
 
-from . import host_probes as hp
 from .context import Evidence, Repair
 from .fixes import manual, section_fix
 from .model import Diagnostic, Finding, Outcome, found, ok, unknown
-from .registry import register
-from .shipper_config import YamlError, alloy_journal_jobs, promtail_journal_jobs
+from .model import Diagnostic as _Diagnostic
+
+ITEMS: list[_Diagnostic] = []
+register = ITEMS.append  # this module's items, in order; troubleshoot.registry collects them
 
 EXPORTER = dcgm.UNIT
 FIRST_COLLECTION_S = 30  # dcgm-exporter's first collection takes ~10 s (B-9); after this long it is not that
@@ -44,22 +49,53 @@ def _majors(text: str) -> list[str]:
 
 # -- B-6 DCGM package not found -----------------------------------------------------------------
 
+def _apt(ev: Evidence) -> Apt:
+    return ev.get(apt(ev.settings.monitoring.dcgm.package))
+
+
 def detect_b6(ev: Evidence) -> Finding:
-    facts = ev.kv("dcgm:packages")
+    facts = _apt(ev)
     package = ev.settings.monitoring.dcgm.package
-    installed = facts.get("installed", "").split()
-    if facts.get("status") == "installed" or installed:
-        return ok(f"DCGM is installed: {', '.join(installed) or package}")
-    candidate = facts.get("candidate", "").strip()
-    repo = (f"cuda-keyring: {facts.get('keyring') or 'not installed'}; CUDA apt sources: "
-            f"{facts.get('sources', '').strip() or 'none'}")
-    if candidate and candidate != "(none)":
-        return ok(f"{package} is not installed yet; apt can install {candidate} (run: inv dcgm)", repo)
-    if facts.get("sources", "").strip():
+    installed = [f"{k} {v}" for k, v in facts.installed.items()]
+    repo = (f"cuda-keyring: {facts.keyring or 'not installed'}; CUDA apt sources: "
+            f"{' '.join(facts.sources) or 'none'}")
+    if facts.errors:
+        conflict = any("Conflicting values" in e or "configured multiple times" in e for e in facts.errors)
+        why = ("the CUDA repository is configured twice with different options, so apt refuses its sources"
+               if conflict else "apt cannot read its sources")
+        return found(f"apt fails before it can install {package}: {why}", *(f"apt: {e}" for e in facts.errors),
+                     repo, kind="sources", errors=list(facts.errors))
+    if installed:
+        return ok(f"DCGM is installed: {', '.join(installed)}")
+    if facts.candidate and facts.candidate != "(none)":
+        return ok(f"{package} is not installed yet; apt can install {facts.candidate} (run: inv dcgm)", repo)
+    if facts.sources:
         why = "a CUDA source is configured, but apt's package lists do not have it (apt-get update not run?)"
     else:
         why = "the CUDA apt repository is not registered (guide 7-1)"
-    return found(f"apt does not know {package} (`apt-get install` says 'Unable to locate package'): {why}", repo)
+    return found(f"apt does not know {package} (`apt-get install` says 'Unable to locate package'): {why}", repo,
+                 kind="missing")
+
+
+def fix_b6(r: Repair, finding: Finding) -> Outcome:
+    extra = []
+    uris = sorted({m.group(1) for e in finding.data.get("errors", [])
+                   if (m := re.search(r"regarding source (\S+)", e))})
+    if finding.data.get("kind") == "sources" and uris:
+        # The source files that name the repository apt complains about, except the one its keyring package
+        # (or the runbook) installed: moved aside to a dated backup, their content shown, never deleted.
+        grep = " ".join(f"-e {q(u.rstrip('/'))}" for u in uris)
+        extra.append(Command(
+            guide="7-1", title=f"duplicate source(s) of {', '.join(uris)} moved aside",
+            check=f"! apt-cache policy {q(r.settings.monitoring.dcgm.package)} 2>&1 | grep -q '^E: '",
+            run=("set -e; stamp=$(date -u +%Y%m%d-%H%M%S)\n"
+                 f"for f in $(grep -lsF {grep} /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources); do\n"
+                 f"  [ \"$f\" = {q(dcgm.CUDA_LIST)} ] && continue\n"
+                 "  dpkg -S \"$f\" >/dev/null 2>&1 && continue  # installed by a package (cuda-keyring): kept\n"
+                 "  echo \"--- $f (moved to $f.l4rb-aside-$stamp)\"; sed 's/^/-/' \"$f\"\n"
+                 "  mv -f \"$f\" \"$f.l4rb-aside-$stamp\"\n"
+                 "done\napt-get update -q")))
+    return _dcgm_section_fix(r, "B-6", extra)
 
 
 def _wait_after_dcgm(step: Step) -> Step:
@@ -69,9 +105,29 @@ def _wait_after_dcgm(step: Step) -> Step:
     return step
 
 
+DCGM4_PACKAGE = "datacenter-gpu-manager-4-core"
+
+
+def _follow_major(major: int | None, configured: str):
+    """The dcgm section with its DCGM package swapped for the installed major's (never a downgrade)."""
+    def adjust(step: Step) -> Step:
+        step = _wait_after_dcgm(step)
+        if (isinstance(step, AptPackages) and configured in step.names and major is not None and major >= 4
+                and configured != DCGM4_PACKAGE):
+            names = tuple(DCGM4_PACKAGE if n == configured else n for n in step.names)
+            return dataclasses.replace(step, names=names, title=f"{DCGM4_PACKAGE} (DCGM {major} stays installed)")
+        return step
+    return adjust
+
+
+def _dcgm_section_fix(r: Repair, item: str, extra: list[Step] | None = None, major: int | None = None) -> Outcome:
+    return section_fix(r, item, "dcgm", _everything, adjust=_follow_major(major, r.settings.monitoring.dcgm.package),
+                       extra=extra)
+
+
 def fix_dcgm(item: str):
     def fix(r: Repair, finding: Finding) -> Outcome:
-        return section_fix(r, item, "dcgm", _everything, adjust=_wait_after_dcgm)
+        return _dcgm_section_fix(r, item, major=finding.data.get("major"))
 
     return fix
 
@@ -95,13 +151,18 @@ def detect_b7(ev: Evidence) -> Finding:
     built = (f"built by the runbook from tag {stamp.get('tag')}" if stamp.get("sha256") == facts.get("sha")
              else "not the binary the runbook built (or changed since)")
     have = ", ".join(f"libdcgm.so.{m}" for m in libs) or "no libdcgm.so at all (DCGM not installed?)"
-    dcgm_installed = ev.kv("dcgm:packages").get("installed", "").strip() or "no DCGM package"
+    packages = _apt(ev)
+    major = packages.dcgm_major
+    dcgm_installed = ", ".join(f"{k} {v}" for k, v in packages.installed.items()) or "no DCGM package"
     if not wants and not line:
         return unknown("cannot tell which libdcgm.so the dcgm-exporter binary loads", built, f"the host has {have}")
     if line or not set(wants) & set(libs):
         need = ", ".join(f"libdcgm.so.{w}" for w in wants) or "another libdcgm"
+        tag = ev.settings.monitoring.dcgm.exporter_tags.get(str(major)) if major else None
         return found(f"dcgm-exporter needs {need}; the host has {have}", _quote(line), built,
-                     f"installed: {dcgm_installed}")
+                     f"installed: {dcgm_installed}" + (f" (DCGM {major}: the fix builds exporter tag {tag} and "
+                                                      "keeps DCGM {major})".replace("{major}", str(major))
+                                                      if major and tag else ""), major=major)
     return ok(f"dcgm-exporter loads libdcgm.so.{wants[-1]}, which the host has ({built})")
 
 
@@ -154,7 +215,7 @@ def detect_b9(ev: Evidence) -> Finding:
 def fix_b9(r: Repair, finding: Finding) -> Outcome:
     kind = finding.data.get("kind")
     if kind == "counters":
-        return section_fix(r, "B-9", "dcgm", _everything, adjust=_wait_after_dcgm)
+        return _dcgm_section_fix(r, "B-9")
     extra = []
     if kind == "stuck":
         extra = [Command(guide="7-4", title=f"restart {EXPORTER}", check="false", run=f"systemctl restart {EXPORTER}",
@@ -173,10 +234,13 @@ def detect_b17(ev: Evidence) -> Finding:
     state = ev.unit(name)
     if not state.installed:
         return unknown(f"{name} is not installed (run: inv promtail)")
-    loki = ev.kv("loki")
-    url, code = loki.get("url", ""), loki.get("code", "000")
+    answers = ev.get(_loki(ev.settings))
+    config: ShipperConfig = ev.get(shipper_config(ev.settings.monitoring.promtail.log_shipper))
+    pushed_to = config.push_url.removesuffix("/loki/api/v1/push") if config.push_url else ""
+    url = pushed_to or loki_fallback(ev.settings)
     if not url:
         return unknown(f"no Loki URL in the {name} configuration nor in monitoring.promtail.loki_url")
+    code, error = answers.get(url, ("000", "not asked"))
     now = float(state.get("NOW") or 0) or ev.now()
     errors = [line for line in ev.journal(name).since(now - PUSH_WINDOW_S) if re.search(PUSH_ERRORS, line.message)]
     pushed = (f"{name}: {len(errors)} push error(s) in the last {PUSH_WINDOW_S // 60} min"
@@ -186,7 +250,8 @@ def detect_b17(ev: Evidence) -> Finding:
         note = "; they should stop now" if errors else ""
         return ok(f"Loki at {url} answers HTTP {code} from the host", pushed + note)
     return found(f"Loki at {url} does not answer from this host, so {name} cannot push its logs",
-                 f"curl {url}/ready from the host: {loki.get('error', '').strip() or 'no answer'}", pushed,
+                 f"curl {url}/ready from the host: {error or 'no answer'}", pushed,
+                 f"push URL from {config.path}" if pushed_to else "push URL from hosts.toml",
                  url=url, port=port.group(1) if port else "3100")
 
 
@@ -206,60 +271,58 @@ def fix_b17(r: Repair, finding: Finding) -> Outcome:
 # -- B-19 journal logs mixed --------------------------------------------------------------------
 
 def detect_b19(ev: Evidence) -> Finding:
-    shipper = ev.settings.monitoring.promtail.log_shipper
-    path = hp.PROMTAIL_CONFIG if shipper == "promtail" else hp.ALLOY_CONFIG
-    text = ev.text("shipper:config")
-    if not text.strip():
-        return unknown(f"{path} does not exist (run: inv promtail)")
-    try:
-        jobs = promtail_journal_jobs(text) if shipper == "promtail" else alloy_journal_jobs(text)
-    except YamlError as err:
-        return unknown(f"{path} is not YAML this check can read: {err}")
-    shown = [f"job {job}: matches {matches or '(none)'}" for job, matches in jobs]
-    unfiltered = [job for job, matches in jobs if not matches]
-    seen: dict[str, str] = {}
-    doubled = [f"{job} and {seen[m]} both match {m}" for job, m in jobs if m and seen.setdefault(m, job) != job]
-    wanted = [f"_SYSTEMD_UNIT={u}.service" for u in ev.settings.monitoring.promtail.journal_units]
-    absent = [w for w in wanted if w not in {m for _, m in jobs}]
-    if unfiltered or doubled:
-        what = (f"journal job(s) {', '.join(unfiltered)} have no `matches`: they read every unit's log" if unfiltered
-                else doubled[0])
-        return found(f"{path}: {what}, so ai-server and vllm logs mix in Loki", *shown, *doubled)
-    if not jobs:
-        return ok(f"{path} has no journal jobs (nothing to mix)", *shown)
-    return ok(f"every journal job in {path} reads one unit", *shown,
-              f"no job reads {', '.join(absent)}" if absent else "")
+    config: ShipperConfig = ev.get(shipper_config(ev.settings.monitoring.promtail.log_shipper))
+    if not config.exists:
+        return unknown(f"{config.path} does not exist (run: inv promtail)")
+    if config.error:
+        return found(f"{config.path} is {config.error}: the shipper refuses it", kind="config")
+    shown = [f"job {job.name}: matches {job.match.text or '(none)'}" for job in config.jobs]
+    if not config.jobs:
+        return ok(f"{config.path} has no journal jobs (nothing to mix)", *shown)
+    problems = judge_jobs(config, list(ev.settings.monitoring.promtail.journal_units))
+    if problems:
+        return found(f"{config.path}: {problems[0]}, so Loki gets the wrong lines (or none) for ai-server and vllm",
+                     *problems[1:], *shown)
+    return ok(f"every journal job in {config.path} reads one unit", *shown)
 
 
 def fix_promtail(r: Repair, finding: Finding) -> Outcome:
     return section_fix(r, "B-19", "promtail", _everything)
 
 
-def _dcgm_probes(s: Settings) -> list[Probe]:
-    return [hp.dcgm_packages(s)]
+def _dcgm_probes(s: Settings) -> list[Fact]:
+    return [apt(s.monitoring.dcgm.package)]
 
 
-def _exporter_probes(s: Settings) -> list[Probe]:
-    return [hp.exporter_build(s), hp.dcgm_packages(s), unit(EXPORTER), journal(EXPORTER, 100), dcgm_probe(s)]
+def _exporter_probes(s: Settings) -> list[Fact]:
+    return [hp.exporter_build(s), apt(s.monitoring.dcgm.package), unit(EXPORTER), journal(EXPORTER, 100),
+            dcgm_probe(s)]
 
 
-def _metrics_probes(s: Settings) -> list[Probe]:
+def _metrics_probes(s: Settings) -> list[Fact]:
     return [unit(EXPORTER), journal(EXPORTER, 100), dcgm_probe(s), hp.counters(s)]
 
 
-def _loki_probes(s: Settings) -> list[Probe]:
+def _loki(s: Settings) -> Fact:
+    path = PROMTAIL_CONFIG if s.monitoring.promtail.log_shipper == "promtail" else ALLOY_CONFIG
+    return hp.loki(path, loki_fallback(s))
+
+
+def _loki_probes(s: Settings) -> list[Fact]:
     name = shipper_unit(s)
-    return [unit(name), journal(name, 300), hp.loki(s, loki_fallback(s))]
+    return [unit(name), journal(name, 300), _loki(s), shipper_config(s.monitoring.promtail.log_shipper)]
 
 
 register(Diagnostic(
     "B-6", "DCGM package not found", "`sudo apt-get install -y datacenter-gpu-manager` -> `Unable to locate package`.",
     "The ubuntu-accelerator image has no NVIDIA CUDA apt repository registered.",
-    "dpkg status of the DCGM packages, apt's candidate for monitoring.dcgm.package, cuda-keyring's status and "
-    "the CUDA sources under /etc/apt.",
-    "Runs the dcgm section: registers the CUDA repository (7-1, cuda-keyring), updates apt's lists, installs "
-    "DCGM and starts nvidia-dcgm, then the exporter steps.",
-    detect_b6, probes=_dcgm_probes, fix=fix_dcgm("B-6")))
+    "dpkg status of the DCGM packages, apt's candidate for monitoring.dcgm.package and apt's own errors while it "
+    "reads its sources (a duplicate CUDA source with another Signed-By), cuda-keyring's status and the CUDA "
+    "sources under /etc/apt.",
+    "Moves a duplicate CUDA source aside (dated backup, with a diff) when apt refuses its sources; runs the dcgm "
+    "section: registers the CUDA repository (7-1, cuda-keyring), updates apt's lists, installs DCGM of the major "
+    "the host has (never a downgrade) and starts nvidia-dcgm, then the exporter steps.",
+    detect_b6, probes=_dcgm_probes, fix=fix_b6))
 
 register(Diagnostic(
     "B-7", "dcgm-exporter: libdcgm.so.4 not found",
@@ -267,8 +330,9 @@ register(Diagnostic(
     "DCGM 3.x is installed (libdcgm.so.3); dcgm-exporter's main branch (4.x) needs libdcgm.so.4.",
     "The libdcgm.so.N names inside the exporter binary against those `ldconfig -p` lists; the build stamp "
     "(tag, digest); the error in the exporter's journal while /metrics does not answer.",
-    "Runs the dcgm section, whose build step picks the dcgm-exporter tag for the DCGM major the host has "
-    "(3 -> 3.3.9-3.6.1) and rebuilds a binary that is not its own.",
+    "Runs the dcgm section with the DCGM package of the installed major (DCGM 4 stays 4: "
+    "datacenter-gpu-manager-4-core, never a downgrade to 3); its build step picks the dcgm-exporter tag for that "
+    "major (3 -> 3.3.9-3.6.1, 4 -> the 4.x tag) and rebuilds a binary that is not its own.",
     detect_b7, probes=_exporter_probes, fix=fix_dcgm("B-7")))
 
 register(Diagnostic(
@@ -291,7 +355,8 @@ register(Diagnostic(
 register(Diagnostic(
     "B-17", "Promtail cannot reach Loki", "Promtail logs `context deadline exceeded` over and over.",
     "The Loki server's security group (AWS) does not allow the GCP VM's external IP.",
-    "Asks Loki's /ready from the host at the URL of the shipper's own configuration; counts push errors in the "
+    "Asks Loki's /ready from the host at the push URL of the shipper's own configuration (read with a YAML "
+    "parser); counts push errors in the "
     "shipper's journal of the last 10 minutes.",
     "Manual (another party's firewall): prints the VM's external IP (from the Compute API, else the address "
     "this run used) and the port to allow inbound in the Loki side's security group.",
@@ -300,7 +365,8 @@ register(Diagnostic(
 register(Diagnostic(
     "B-19", "Journal logs mixed in Loki", "In Loki, ai-server and vllm logs are mixed together.",
     "A promtail journal job without a `matches` filter collects every systemd unit's log.",
-    "Reads the shipper's configuration on the host (/etc/promtail/config.yml, or Alloy's): every journal job "
-    "must have its own `matches: _SYSTEMD_UNIT=<unit>.service`.",
+    "Reads the shipper's configuration with a YAML parser (Alloy's by its journal blocks) and each `matches` with "
+    "the journal's semantics (whitespace-separated FIELD=VALUE terms; the same field twice is an OR; a value must "
+    "be the full unit name): every unit needs a job of its own, `matches: _SYSTEMD_UNIT=<unit>.service`.",
     "Rewrites the configuration from the promtail section (one filtered job per unit) and restarts the shipper.",
-    detect_b19, probes=lambda s: [hp.shipper_config(s)], fix=fix_promtail))
+    detect_b19, probes=lambda s: [shipper_config(s.monitoring.promtail.log_shipper)], fix=fix_promtail))

@@ -76,6 +76,6 @@ def as_json(results: list[ItemResult], seconds: float) -> dict:
     return {
         "items": items,
         "counts": {v: sum(1 for r in results if r.final == v) for v in (OK, FOUND, UNKNOWN)},
-        "found": sorted({r.diagnostic.id for r in results if r.final == FOUND}, key=lambda i: int(i[2:])),
+        "found": [d.id for d in sorted({r.diagnostic for r in results if r.final == FOUND}, key=lambda d: d.order)],
         "seconds": round(seconds, 2),
     }

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 from runbook.engine.output import Output
 from runbook.errors import RunbookError
+from runbook.facts import Fact, HostFacts, gather
+from runbook.facts.common import now
 from runbook.sections.common import HostInfo
 from runbook.transport import Transport
-from runbook.verify import batch
 from runbook.verify.loading import Loaded, connect
-from runbook.verify.probes import now
 from runbook.verify.reach import Reach
 
 from . import report
@@ -74,7 +74,7 @@ def apply_fix(diagnostic: Diagnostic, repair: Repair, finding: Finding) -> Outco
         return Outcome(error=f"the fix of {diagnostic.id} failed: {type(err).__name__}: {err}")
 
 
-def _probes(items: list[Diagnostic], loaded: Loaded) -> list[batch.Probe]:
+def _probes(items: list[Diagnostic], loaded: Loaded) -> list[Fact]:
     return [now(), *(p for d in items for p in d.probes(loaded.settings))]
 
 
@@ -94,7 +94,7 @@ def diagnose_host(transport: Transport, items: list[Diagnostic], loaded: Loaded,
             ahead = threading.Thread(target=reach.prefetch, args=(targets,), daemon=True)
             ahead.start()
         try:
-            raw = batch.gather(transport, _probes(items, loaded))
+            raw = HostFacts(gather(transport, _probes(items, loaded)))
         except RunbookError as err:
             return [ItemResult(d, name, unknown(f"cannot read the host: {err}")) for d in items]
         finally:
@@ -130,7 +130,7 @@ def _fix_host(transport: Transport, results: list[ItemResult], loaded: Loaded, c
         return
     items = [r.diagnostic for r in todo]
     try:
-        raw = batch.gather(transport, _probes(items, loaded))
+        raw = HostFacts(gather(transport, _probes(items, loaded)))
     except RunbookError as err:
         for r in todo:
             r.after = unknown(f"cannot read the host after the fix: {err}")
@@ -145,7 +145,7 @@ def _fix_host(transport: Transport, results: list[ItemResult], loaded: Loaded, c
 def _cleared(transport: Transport, r: ItemResult, loaded: Loaded, cloud: CloudFacts) -> bool:
     """Did an earlier fix on this host clear *r* already (fixes of one section often cure several items)?"""
     try:
-        raw = batch.gather(transport, _probes([r.diagnostic], loaded))
+        raw = HostFacts(gather(transport, _probes([r.diagnostic], loaded)))
     except RunbookError:
         return False
     ev = Evidence(loaded.settings, transport.name, raw, cloud, _reach(transport, [r.diagnostic], loaded))
@@ -154,7 +154,7 @@ def _cleared(transport: Transport, r: ItemResult, loaded: Loaded, cloud: CloudFa
 
 def diagnose_cloud(items: list[Diagnostic], loaded: Loaded, cloud: CloudFacts, opts: Options,
                    out: Output) -> list[ItemResult]:
-    ev = Evidence(loaded.settings, CLOUD_LABEL, {}, cloud)
+    ev = Evidence(loaded.settings, CLOUD_LABEL, HostFacts({}), cloud)
     results = [ItemResult(d, CLOUD_LABEL, detect(d, ev)) for d in items]
     for r in results:
         report.finding(out, CLOUD_LABEL, r.diagnostic, r.finding)
@@ -176,14 +176,18 @@ def run(loaded: Loaded, opts: Options, out: Output, cloud: CloudFacts | None = N
     items = select(opts.only)
     cloud = cloud or CloudFacts(loaded.settings, loaded.root)
     host_items = [d for d in items if d.scope == "host"]
-    results = diagnose_cloud([d for d in items if d.scope == "cloud"], loaded, cloud, opts, out)
-    if host_items:
-        try:
-            transports = connect(loaded, opts.local, opts.hosts, out.warn)
-        except RunbookError as err:
-            out.error(str(err))
-            return results + [ItemResult(d, "(no host)", unknown(f"no host to look at: {err}")) for d in host_items]
-        with ThreadPoolExecutor(max_workers=max(1, min(16, len(transports)))) as pool:
-            per_host = list(pool.map(lambda t: diagnose_host(t, host_items, loaded, cloud, opts, out), transports))
+    cloud_items = [d for d in items if d.scope == "cloud"]
+    if not host_items:
+        return diagnose_cloud(cloud_items, loaded, cloud, opts, out)
+    try:
+        transports = connect(loaded, opts.local, opts.hosts, out.warn)
+    except RunbookError as err:
+        out.error(str(err))
+        return diagnose_cloud(cloud_items, loaded, cloud, opts, out) + [
+            ItemResult(d, "(no host)", unknown(f"no host to look at: {err}")) for d in host_items]
+    # The hosts' batches and the Compute API questions go out at the same time.
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(transports)))) as pool:
+        per_host = pool.map(lambda t: diagnose_host(t, host_items, loaded, cloud, opts, out), transports)
+        results = diagnose_cloud(cloud_items, loaded, cloud, opts, out)
         results += [r for host_results in per_host for r in host_results]
     return results

@@ -1,9 +1,9 @@
 """Appendix B items about vLLM itself: B-2, B-3, B-4, B-10, B-11, B-12.
 
-They read the same facts: the unit as systemd runs it (ExecStart, Environment), its state, the
-journal of its last starts (a crash loop spans several), /health and the non-secret keys of
-vllm.env. A crash text counts only while vLLM does not answer: once it serves, old crashes in the
-journal are history.
+They read the same facts: the unit as systemd runs it (ExecStart after drop-ins, with the file and
+line that set it), its environment as systemd loads it, its state, the journal of its last starts
+(a crash loop spans several) and /health. A crash text counts only while vLLM does not answer: once
+it serves, old crashes in the journal are history.
 """
 
 from __future__ import annotations
@@ -14,16 +14,21 @@ import posixpath
 import re
 
 from runbook.config import Settings
+from runbook.facts import Fact
+from runbook.facts import host as hp
+from runbook.facts.env import unit_env_files
+from runbook.facts.http import http
+from runbook.facts.journal import Line, journal, search
+from runbook.facts.unit import Setting, option_values, unit
 from runbook.sections import vllm as vllm_section
-from runbook.verify.batch import Probe
-from runbook.verify.probes import Line, http, journal, search, unit, unit_file
 
-from . import host_probes as hp
 from .context import Evidence, Repair
 from .fixes import by_guide, manual, section_fix
 from .model import Diagnostic, Finding, Outcome, found, ok, unknown
-from .registry import register
-from .unitfile import exec_start, has_flag, option_values, words
+from .model import Diagnostic as _Diagnostic
+
+ITEMS: list[_Diagnostic] = []
+register = ITEMS.append  # this module's items, in order; troubleshoot.registry collects them
 
 UNIT = vllm_section.UNIT
 # The vllm section from its env file on: rewrite what differs, restart once, wait for /health and the models.
@@ -40,12 +45,12 @@ ENGINE_RE = r"Engine core initialization failed"
 READY_RE = r"Application startup complete|Starting vLLM API server"
 
 
-def health(s: Settings) -> Probe:
+def health(s: Settings) -> Fact:
     return http(f"http://127.0.0.1:{s.vllm.port}/health")
 
 
-def probes(s: Settings) -> list[Probe]:
-    return [unit(UNIT), unit_file(UNIT), journal(UNIT, 400), health(s), hp.vllm_env(s)]
+def probes(s: Settings) -> list[Fact]:
+    return [unit(UNIT), journal(UNIT, 400), health(s), unit_env_files(UNIT)]
 
 
 def _serving(ev: Evidence) -> bool:
@@ -66,8 +71,34 @@ def _crash(ev: Evidence, pattern: str) -> Line | None:
 
 
 def _argv(ev: Evidence) -> list[str]:
-    command = exec_start(ev.text(f"cat:{UNIT}"))
-    return words(command) if command else []
+    """ExecStart's words as systemd holds them (after drop-ins; variables not yet expanded)."""
+    return list(ev.unit(UNIT).argv)
+
+
+def _exec_where(ev: Evidence) -> str:
+    setting = ev.unit(UNIT).exec_source()
+    return f"ExecStart set in {setting.where}" if setting else ""
+
+
+def _dropin(setting: Setting | None) -> str:
+    """The drop-in that sets a value (empty when the unit file itself does)."""
+    return setting.path if setting and ".d/" in setting.path else ""
+
+
+def _env_lines(ev: Evidence, pattern: str) -> list[str]:
+    view = ev.env(UNIT)
+    return [f"{UNIT} environment (as systemd loads it): {k}={v}" for k, v in view.values.items()
+            if re.search(pattern, k)]
+
+
+def eager(argv: list[str]) -> bool:
+    """vLLM's --enforce-eager is an argparse BooleanOptionalAction: the last of --enforce-eager and
+    --no-enforce-eager on the command line wins."""
+    last = None
+    for word in argv:
+        if word in ("--enforce-eager", "--no-enforce-eager"):
+            last = word
+    return last == "--enforce-eager"
 
 
 def _quote(line: Line | None) -> str:
@@ -91,7 +122,9 @@ def detect_b2(ev: Evidence) -> Finding:
         return ok(f"libcuda.so.1 loads in {UNIT}'s environment (LD_LIBRARY_PATH={shown})", where)
     if not load:
         return unknown("could not try loading libcuda.so.1 on the host (python3 missing?)")
+    set_in = ev.unit(UNIT).env_source("LD_LIBRARY_PATH")
     return found(f"libcuda.so.1 does not load with {UNIT}'s LD_LIBRARY_PATH={shown}",
+                 f"LD_LIBRARY_PATH set in {set_in}" if set_in else "",
                  f"dlopen(libcuda.so.1) with that environment: {load}" if load != "ok" else "", where,
                  f"ldconfig knows: {facts.get('ldconfig') or 'no libcuda'}", _quote(line), dirs=dirs, unit_ld=ld)
 
@@ -137,7 +170,7 @@ def detect_b3(ev: Evidence) -> Finding:
         return unknown(f"{UNIT} has no ExecStart")
     values = option_values(argv, "--lora-modules")
     line = _crash(ev, LORA_RE)
-    env_lines = [f"vllm.env: {x}" for x in ev.text("vllm:env").splitlines() if "LORA_MODULES" in x]
+    env_lines = [_exec_where(ev), *_env_lines(ev, "LORA_MODULES")]
     if values is None:
         if ev.settings.vllm.adapters and not line:
             return found("ExecStart has no --lora-modules: the LoRA adapters are not served",
@@ -158,10 +191,10 @@ def fix_b3(r: Repair, finding: Finding) -> Outcome:
 # -- B-4 out of memory --------------------------------------------------------------------------
 
 def _numbers(ev: Evidence) -> tuple[dict[str, str], dict[str, str]]:
-    env = ev.kv("vllm:env")
-    host = {"max_model_len": env.get("SERVE_MAX_MODEL_LEN", env.get("VLLM_MAX_MODEL_LEN", "?")),
-            "gpu_memory_utilization": env.get("SERVE_GPU_MEMORY_UTILIZATION",
-                                              env.get("VLLM_GPU_MEMORY_UTILIZATION", "?"))}
+    env = ev.env(UNIT)  # the SERVE_* names, or the guide's VLLM_* names on a host not yet converged
+    host = {"max_model_len": str(env.get("SERVE_MAX_MODEL_LEN") or env.get("VLLM_MAX_MODEL_LEN") or "?"),
+            "gpu_memory_utilization": str(env.get("SERVE_GPU_MEMORY_UTILIZATION")
+                                          or env.get("VLLM_GPU_MEMORY_UTILIZATION") or "?")}
     v = ev.settings.vllm
     want = {"max_model_len": str(v.max_model_len), "gpu_memory_utilization": str(v.gpu_memory_utilization)}
     return host, want
@@ -178,7 +211,8 @@ def detect_b4(ev: Evidence) -> Finding:
     if (missing := _installed(ev)) is not None:
         return missing
     host, want = _numbers(ev)
-    shown = f"vllm.env: max_model_len {host['max_model_len']}, gpu_memory_utilization {host['gpu_memory_utilization']}"
+    shown = (f"{UNIT} environment: max_model_len {host['max_model_len']}, "
+             f"gpu_memory_utilization {host['gpu_memory_utilization']}")
     if _serving(ev):
         return ok(f"vLLM serves ({shown})")
     line = _crash(ev, OOM_RE)
@@ -210,8 +244,12 @@ def fix_b4(r: Repair, finding: Finding) -> Outcome:
 def detect_b10(ev: Evidence) -> Finding:
     if (missing := _installed(ev)) is not None:
         return missing
-    eager = has_flag(_argv(ev), "--enforce-eager")
-    flag = "ExecStart has --enforce-eager" if eager else "ExecStart has no --enforce-eager"
+    argv = _argv(ev)
+    is_eager = eager(argv)
+    flag = ("ExecStart has --enforce-eager" if is_eager else
+            "ExecStart has --no-enforce-eager (it wins: it comes last)" if "--no-enforce-eager" in argv else
+            "ExecStart has no --enforce-eager")
+    setting = ev.unit(UNIT).exec_source()
     if _serving(ev):
         return ok(f"vLLM serves; {flag}")
     line = _crash(ev, SM_RE)
@@ -219,11 +257,11 @@ def detect_b10(ev: Evidence) -> Finding:
         return ok(f"no torch.compile crash in the journal of the last starts; {flag}")
     engine = search(ev.journal(UNIT).since_ready(READY_RE, STARTS), ENGINE_RE)
     return found("torch.compile crashed on the L4: Not enough SMs to use max_autotune_gemm mode", _quote(line),
-                 _quote(engine), flag, eager=eager)
+                 _quote(engine), flag, _exec_where(ev), eager=is_eager, dropin=_dropin(setting))
 
 
 def fix_b10(r: Repair, finding: Finding) -> Outcome:
-    if r.settings.vllm.enforce_eager:
+    if r.settings.vllm.enforce_eager or finding.data.get("dropin"):
         return section_fix(r, "B-10", "vllm", VLLM_FIX)
     return manual("Set vllm.enforce_eager = true in hosts.toml (guide 3-4 and B-10: torch.compile needs more SMs "
                   "than the L4 has)", "then run: inv vllm")
@@ -236,13 +274,14 @@ def detect_b11(ev: Evidence) -> Finding:
         return missing
     revision = (option_values(_argv(ev), "--revision") or [""])[0]
     pinned = f"ExecStart --revision {revision}" if revision else "ExecStart has no --revision (the newest commit)"
+
     if _serving(ev):
         return ok(f"vLLM serves; {pinned}")
     line = _crash(ev, ROPE_RE)
     if not line:
         return ok(f"no Transformers import error in the journal of the last starts; {pinned}")
     return found("the model's code needs Transformers v5 (RopeParameters), which vLLM does not have", _quote(line),
-                 pinned, f"hosts.toml vllm.revision = {ev.settings.vllm.revision}", revision=revision)
+                 pinned, _exec_where(ev), f"hosts.toml vllm.revision = {ev.settings.vllm.revision}", revision=revision)
 
 
 def fix_b11(r: Repair, finding: Finding) -> Outcome:
@@ -282,6 +321,10 @@ def detect_b12(ev: Evidence) -> Finding:
     if state.get("SubState") == "auto-restart" or state.get("ActiveState") in ("failed", "inactive", "deactivating"):
         return unknown(f"{UNIT} is {state.state}: it crashed or was stopped, which is not a slow start "
                        "(see B-4, B-10, B-11)")
+    earlier = [line for line in ev.journal(UNIT).since_ready(READY_RE, STARTS) if line not in current]
+    if state.restarts and search(earlier, r"(?i)error|exception|Main process exited"):
+        return unknown(f"{UNIT} is starting again after {state.restarts} crash(es): a crash loop, not a slow start "
+                       "(see S-1 and the item it names)")
     now = float(state.get("NOW") or 0) or ev.now()
     age = state.age() or 0.0
     quiet = now - current[-1].ts if current else age
@@ -317,19 +360,22 @@ register(Diagnostic(
 register(Diagnostic(
     "B-3", "LoRA modules JSON parse failure", "vLLM exits at start with `Invalid JSON`.",
     "systemd's EnvironmentFile cannot pass several JSON arguments (no word splitting).",
-    "Reads the effective ExecStart (`systemctl cat`, drop-ins included): every `--lora-modules` word must be "
+    "Reads the effective ExecStart (systemd's own argv over D-Bus, drop-ins included, and the file and line that "
+    "set it): every `--lora-modules` word must be "
     "literal JSON with name and path, none a `${VARIABLE}`; the parse error in the journal of the last starts.",
-    "Rewrites vllm.env and vllm.service from the vllm section (adapters written into ExecStart), restarts once "
-    "and waits for /health and /v1/models.",
+    "Moves a drop-in that overrides ExecStart aside (dated backup, with a diff), rewrites vllm.env and "
+    "vllm.service from the vllm section (adapters written into ExecStart), restarts once and waits for /health "
+    "and /v1/models.",
     detect_b3, probes=probes, fix=fix_b3))
 
 register(Diagnostic(
     "B-4", "vLLM out of memory", "vLLM fails to start for lack of GPU memory.",
     "`max_model_len` too large, or a model larger than the VRAM.",
     "Out-of-memory texts (CUDA out of memory, no memory for the KV cache blocks) in the journal of the last "
-    "starts while /health does not answer; vllm.env's max_model_len and gpu_memory_utilization against "
-    "hosts.toml.",
-    "When the host's vllm.env differs from hosts.toml, rewrites it from the vllm section and restarts; "
+    "starts while /health does not answer; max_model_len and gpu_memory_utilization as systemd loads them "
+    "from vllm.env, against hosts.toml.",
+    "When the host's vllm.env (as systemd loads it) differs from hosts.toml, rewrites it from the vllm section and "
+    "restarts; "
     "otherwise prints the values to lower in hosts.toml (max_model_len 8192 -> 4096, "
     "gpu_memory_utilization 0.85 -> 0.80, a smaller model).",
     detect_b4, probes=probes, fix=fix_b4))
@@ -340,9 +386,11 @@ register(Diagnostic(
     "failed`.",
     "The L4 has fewer SMs than torch inductor's max_autotune_gemm needs (vLLM 0.15.x).",
     "The SM text in the journal of the last starts while /health does not answer; whether the effective "
-    "ExecStart has `--enforce-eager`.",
-    "Rewrites vllm.service from the vllm section (with `--enforce-eager` when `vllm.enforce_eager` is true) and "
-    "restarts; otherwise says to set `vllm.enforce_eager = true`.",
+    "ExecStart (drop-ins included) ends up eager (the last of `--enforce-eager`/`--no-enforce-eager` wins) and "
+    "which file and line set it.",
+    "Moves a drop-in that overrides ExecStart aside (dated backup, with a diff) and rewrites vllm.service from "
+    "the vllm section (with `--enforce-eager` when `vllm.enforce_eager` is true), then restarts; otherwise says "
+    "to set `vllm.enforce_eager = true`.",
     detect_b10, probes=probes, fix=fix_b10))
 
 register(Diagnostic(
@@ -350,7 +398,7 @@ register(Diagnostic(
     "`ImportError: cannot import name 'RopeParameters' from 'transformers.modeling_rope_utils'`.",
     "The model repository moved to Transformers v5 (2026-02-06); vLLM ships Transformers 4.x.",
     "The ImportError in the journal of the last starts while /health does not answer; the `--revision` of the "
-    "effective ExecStart against `vllm.revision`.",
+    "effective ExecStart (and the file and line that set it) against `vllm.revision`.",
     "Rewrites vllm.service with `--revision` from hosts.toml and restarts; when that revision is the one "
     "failing, says to pin an older commit.",
     detect_b11, probes=probes, fix=fix_b11))

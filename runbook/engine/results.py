@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..secrets import mask, write_private
+from .status import CHANGED, FAILED, OK, SKIPPED  # noqa: F401 - the one vocabulary, re-exported here
 
-OK, CHANGED, FAILED, SKIPPED = "ok", "changed", "failed", "skipped"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: checklist rows say failed/skipped/warn (the one vocabulary), not FAIL/skip
 
 
 @dataclass

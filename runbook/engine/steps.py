@@ -144,7 +144,8 @@ class Directory(Step):
         return self.group or self.owner
 
     def probe(self) -> str:
-        return _meta_probe(self.path)
+        # Through a symbolic link: a link to a directory is a directory to everyone who uses the path.
+        return _meta_probe(self.path).replace("stat -c", "stat -L -c", 1)
 
     def plan(self, fact: str, state: RunState) -> Plan:
         have = fact.strip().split("|")

@@ -13,6 +13,7 @@ from ..engine.steps import AptPackages, Command, Directory, File, PythonPackages
 from ..engine.wait import HttpWait
 from .app_source import GitSource, LocalSource
 from .common import HostInfo, index_flags, uv_install_step
+from .dropins import DropInsAside
 
 UNIT = "ai-server.service"
 
@@ -120,6 +121,8 @@ def steps(cfg: Config, host: HostInfo) -> list[Step]:
         deps,
         File(guide="4-3", title=f"{a.dir}/.env", path=f"{a.dir}/.env", content=env_file(cfg), owner=user,
              mode=0o600, secret=True, notify=(UNIT,)),
+        DropInsAside(guide="4-4", title=f"no drop-in overrides {UNIT}", unit=UNIT, notify=(UNIT,),
+                     keys=("ExecStart", "EnvironmentFile", "User", "WorkingDirectory"), variables=("PATH",)),
         File(guide="4-4", title=f"/etc/systemd/system/{UNIT}", path=f"/etc/systemd/system/{UNIT}",
              content=unit_file(cfg, user), notify=(UNIT,)),
         Service(guide="4-5", title=f"{UNIT} enabled and running", unit=UNIT),

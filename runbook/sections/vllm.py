@@ -20,9 +20,14 @@ from ..config import Config
 from ..engine.steps import AptPackages, Command, Directory, File, Plan, PythonPackages, RunState, Service, Step, q
 from ..engine.wait import HttpWait
 from ..errors import ConfigError
+from ..facts.http import authed_get
 from .common import HostInfo
+from .dropins import DropInsAside
 
 UNIT = "vllm.service"
+# vLLM's own variables that the guide's vllm.env set for --host/--port: VLLM_PORT is vLLM's internal
+# communication port, not the API server's (vLLM's environment-variable docs); troubleshoot C-2 flags them.
+RESERVED_NAMES = ("VLLM_PORT", "VLLM_HOST", "VLLM_HOST_IP")
 
 # What a first start goes through (guide B-12), as vLLM logs it.
 PHASES = (
@@ -48,13 +53,13 @@ FAILURES = (
 )
 
 
-def env_file(cfg: Config) -> str:
-    """vllm.env of guide 3-3: scalars only (LoRA modules live in the unit, B-3), under SERVE_* names.
+def env_pairs(cfg: Config) -> list[tuple[str, str]]:
+    """The variables of vllm.env, in file order, under SERVE_* names.
 
-    The guide's VLLM_HOST/VLLM_PORT/... are vLLM's own namespace; the whole file is rewritten, so a
-    host with the guide's names converges to these in one run (the diff shows the renames)."""
+    The guide's VLLM_HOST/VLLM_PORT/... are vLLM's own namespace (VLLM_PORT is its internal
+    communication port); only VLLM_API_KEY, which vLLM reads on purpose, keeps its name."""
     v = cfg.settings.vllm
-    return envfile.render([
+    return [
         ("SERVE_MODEL", v.model),
         ("SERVE_HOST", v.host),
         ("SERVE_PORT", str(v.port)),
@@ -63,7 +68,21 @@ def env_file(cfg: Config) -> str:
         ("SERVE_MAX_MODEL_LEN", str(v.max_model_len)),
         ("SERVE_DTYPE", v.dtype),
         ("SERVE_MAX_LORA_RANK", str(v.max_lora_rank)),
-    ], envfile.SYSTEMD, "Managed by l4-runbook (guide 3-3). Scalars only; LoRA modules are in vllm.service (B-3).")
+    ]
+
+
+def env_file(cfg: Config) -> str:
+    """vllm.env of guide 3-3: scalars only (LoRA modules live in the unit, B-3).
+
+    The whole file is rewritten, so a host with the guide's names converges to these in one run
+    (the diff shows the renames)."""
+    return envfile.render(env_pairs(cfg), envfile.SYSTEMD,
+                          "Managed by l4-runbook (guide 3-3). Scalars only; LoRA modules are in vllm.service (B-3).")
+
+
+def env_keys(cfg: Config) -> tuple[str, ...]:
+    """The variables vllm.env sets (a drop-in setting one of them overrides the runbook)."""
+    return tuple(name for name, _ in env_pairs(cfg))
 
 
 def lora_arguments(cfg: Config) -> list[str]:
@@ -128,9 +147,8 @@ WantedBy=multi-user.target
 class ModelsListed(Step):
     """Guide 3-7: /v1/models lists the base model and every adapter.
 
-    The key is read from the 0600 env file on the host by systemd itself (the file's real
-    reader, so a quoted key comes back exact) and piped to curl's stdin, so no command line
-    ever carries it.
+    The key is the one vLLM enforces: systemd loads the unit's env files (runbook.facts.http.authed_get)
+    and the key goes to curl's stdin, so no command line ever carries it.
     """
 
     env_path: str
@@ -138,11 +156,7 @@ class ModelsListed(Step):
     expected: tuple[str, ...]
 
     def probe(self) -> str:
-        return (
-            f"key=$(systemd-run --quiet --wait --pipe -p EnvironmentFile={q(self.env_path)} "
-            "/usr/bin/printenv VLLM_API_KEY 2>/dev/null)\n"
-            f"printf 'Authorization: Bearer %s\\n' \"$key\" | curl -s -m 10 -H @- {q(self.url)}"
-        )
+        return authed_get("vllm:models", self.url, UNIT).shell
 
     def plan(self, fact: str, state: RunState) -> Plan:
         try:
@@ -187,6 +201,10 @@ def steps(cfg: Config, host: HostInfo) -> list[Step]:
                        install=f"runuser -u {q(user)} -- {q(venv + '/bin/pip')} install -q{index}"),
         File(guide="3-3", title=f"{v.dir}/vllm.env", path=f"{v.dir}/vllm.env", content=env_file(cfg),
              mode=0o600, secret=True, notify=(UNIT,)),
+        DropInsAside(guide="3-4", title=f"no drop-in overrides {UNIT}", unit=UNIT, notify=(UNIT,),
+                     keys=("ExecStart", "EnvironmentFile", "User", "WorkingDirectory"),
+                     variables=("PATH", "LD_LIBRARY_PATH", "HF_HOME", "TRANSFORMERS_CACHE", *env_keys(cfg),
+                                *RESERVED_NAMES)),
         File(guide="3-4", title=f"/etc/systemd/system/{UNIT}", path=f"/etc/systemd/system/{UNIT}",
              content=unit_file(cfg), notify=(UNIT,), validate="systemd-analyze verify {path}"),
         Service(guide="3-5", title=f"{UNIT} enabled and running", unit=UNIT),

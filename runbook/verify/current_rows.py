@@ -13,25 +13,25 @@ import urllib.parse
 import urllib.request
 
 from ..config import Settings
+from ..facts import Fact
+from ..facts.unit import unit
 from ..sections.promtail import ALLOY_UNIT, PROMTAIL_EOL, PROMTAIL_UNIT
-from .batch import Probe
-from .probes import UnitState, unit
 from .rows import FAIL, OK, SKIP, WARN, Facts, Row
 
 
-def _shipper_probes(s: Settings) -> list[Probe]:
+def _shipper_probes(s: Settings) -> list[Fact]:
     return [unit(PROMTAIL_UNIT), unit(ALLOY_UNIT)]
 
 
 def _judge_current_shipper(f: Facts) -> tuple[str, str]:
-    promtail = UnitState.parse(f.raw.get(f"unit:{PROMTAIL_UNIT}", ""))
+    promtail = f.get(unit(PROMTAIL_UNIT))
     if f.settings.monitoring.promtail.log_shipper == "promtail":
         return WARN, (f"log_shipper = promtail: end of life since {PROMTAIL_EOL}; set it to \"alloy\" "
                       "and run inv promtail (or inv troubleshoot --fix)")
     if promtail.active:
         return WARN, (f"{PROMTAIL_UNIT} still runs beside {ALLOY_UNIT}: every line is pushed twice; "
                       "inv troubleshoot --only C-1 --fix moves the host to Alloy")
-    alloy = UnitState.parse(f.raw.get(f"unit:{ALLOY_UNIT}", ""))
+    alloy = f.get(unit(ALLOY_UNIT))
     return OK, f"alloy ({alloy.state if alloy.installed else 'not installed'}); promtail not running"
 
 

@@ -1,8 +1,11 @@
 """The rows of the guide's section 6 checklist: what each reads on the host and how it is judged.
 
-Each row names its probes (all rows of a host are read in one batch) and a judge that turns the
-facts into ok / fail / skip with one line saying what was seen. The external row is the only one
-that looks from the controller instead of the host, as the guide's 5-2 does.
+Each row is a read-only step over the fact layer: it names its facts (all rows of a host are read in
+one batch, shared with troubleshoot) and a judge that turns them into ok / failed / skipped (the
+engine's vocabulary, runbook.engine.status) with one line saying what was seen. Besides the guide's
+rows, the checklist covers what the app needs to work: its .env readable by its user, its port held
+by itself, resources/s3, and the key vLLM enforces equal to the one the app sends. The external row
+is the only one that looks from the controller instead of the host, as the guide's 5-2 does.
 """
 
 from __future__ import annotations
@@ -13,15 +16,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..config import Settings
-from ..engine.steps import q
+from ..engine.status import FAILED, OK, SKIPPED, WARN  # noqa: F401 - WARN: for current_rows
+from ..facts import Fact, HostFacts
+from ..facts.env import DotEnv, EnvView, Secret, dotenv_file, unit_env_files, unit_environment
+from ..facts.files import PathInfo, path_info
+from ..facts.http import Http, authed_get, http
+from ..facts.journal import Journal, journal, search
+from ..facts.listeners import holders, listeners
+from ..facts.unit import Unit, unit
+from ..sections.ai_server import UNIT as APP_UNIT
 from ..sections.dcgm import counter_names
 from ..sections.promtail import ALLOY_UNIT, PROMTAIL_UNIT
+from ..sections.vllm import UNIT as VLLM_UNIT
 from . import gpu
-from .batch import Probe
-from .probes import Http, Journal, UnitState, http, journal, search, unit
 from .reach import Reach
 
-OK, FAIL, SKIP, WARN = "ok", "FAIL", "skip", "warn"  # warn: not red, but look
+Probe = Fact
+FAIL, SKIP = FAILED, SKIPPED  # the older names
 # What Promtail (and Alloy) log when a push to Loki fails (guide B-17).
 PUSH_ERRORS = r"context deadline exceeded|error sending batch|final error sending batch|failed to send batch"
 PUSH_WINDOW_S = 600
@@ -32,11 +43,21 @@ class Facts:
     """What a judge gets: the host's probe answers, the settings, and the controller's view."""
 
     settings: Settings
-    raw: dict[str, str]
+    host: HostFacts
     reach: Reach | None  # None: no address to test from outside (--local)
 
+    @property
+    def raw(self) -> dict[str, str]:
+        return self.host.raw
+
+    def get(self, fact: Fact):
+        return self.host.get(fact)
+
     def http(self, probe: Probe) -> Http:
-        return Http.parse(self.raw.get(probe.key, ""))
+        return self.host.get(probe)
+
+    def env(self, name: str) -> EnvView:
+        return unit_environment(self.get(unit(name)), self.get(unit_env_files(name)))
 
 
 @dataclass(frozen=True)
@@ -63,12 +84,8 @@ def _vllm_health(s: Settings) -> Probe:
 
 
 def models_probe(s: Settings) -> Probe:
-    """/v1/models with the key from vllm.env, passed on curl's stdin (never on a command line)."""
-    env = f"{s.vllm.dir}/vllm.env"
-    url = f"http://127.0.0.1:{s.vllm.port}/v1/models"
-    return Probe("vllm:models", (
-        f"key=$(sed -n 's/^VLLM_API_KEY=//p' {q(env)} 2>/dev/null | tail -1)\n"
-        f"printf 'Authorization: Bearer %s\\n' \"$key\" | curl -s --noproxy '*' -m 10 -H @- {q(url)}"))
+    """/v1/models with the key vLLM itself enforces (its unit's environment as systemd loads it)."""
+    return authed_get("vllm:models", f"http://127.0.0.1:{s.vllm.port}/v1/models", VLLM_UNIT)
 
 
 def _app_health(s: Settings) -> Probe:
@@ -166,12 +183,12 @@ def _shipper_probes(s: Settings) -> list[Probe]:
 
 def _judge_shipper(f: Facts) -> tuple[str, str]:
     name = shipper_unit(f.settings)
-    state = UnitState.parse(f.raw.get(f"unit:{name}", ""))
+    state: Unit = f.get(unit(name))
     if not state.installed:
         return FAIL, f"{name} is not installed"
     if not state.active:
         return FAIL, f"{name} is {state.state}"
-    log = Journal.parse(f.raw.get(f"journal:{name}", ""))
+    log: Journal = f.get(journal(name, 200))
     now = float(state.get("NOW") or 0)
     recent = [line for line in log.current(state.get("InvocationID")) if line.ts >= now - PUSH_WINDOW_S]
     error = search(recent, PUSH_ERRORS)
@@ -180,6 +197,82 @@ def _judge_shipper(f: Facts) -> tuple[str, str]:
         return FAIL, f"{name} active, {count} Loki push error(s) in the last {PUSH_WINDOW_S // 60} min: " \
                      f"{error.message.strip()[:160]} (B-17)"
     return OK, f"{name} active, no Loki push errors"
+
+
+# -- what the app needs -----------------------------------------------------------------------------
+
+def _app_env(s: Settings) -> Fact:
+    return dotenv_file(f"{s.ai_server.dir}/.env")
+
+
+def _app_env_access(s: Settings) -> Fact:
+    return path_info(f"{s.ai_server.dir}/.env", unit=APP_UNIT, access="-r")
+
+
+def _judge_app_env(f: Facts) -> tuple[str, str]:
+    env: DotEnv = f.get(_app_env(f.settings))
+    info: PathInfo = f.get(_app_env_access(f.settings))
+    if not env.exists:
+        return FAILED, f"{env.path} does not exist (inv ai-server writes it)"
+    if not info.user_ok:
+        return FAILED, f"{info.describe()}: {info.user or 'the service user'} of {APP_UNIT} cannot read it"
+    return OK, f"{info.describe()}, readable by {info.user}; {len(env.view.values)} variables (python-dotenv)"
+
+
+def _port_row(port_of, unit_name: str):
+    def judge(f: Facts) -> tuple[str, str]:
+        port = port_of(f.settings)
+        held = holders(f.get(listeners()), port)
+        if not held:
+            return FAILED, f"nothing listens on :{port}"
+        wrong = [h for h in held if h.unit != unit_name]
+        if wrong:
+            return FAILED, f":{port} is held by {wrong[0].describe()}, not {unit_name}"
+        return OK, f":{port} held by {unit_name} ({held[0].process}, pid {held[0].pid})"
+    return judge
+
+
+def _resources(s: Settings) -> Fact:
+    return path_info(f"{s.ai_server.dir}/resources/s3", unit=APP_UNIT, access="-w")
+
+
+def _judge_resources(f: Facts) -> tuple[str, str]:
+    info: PathInfo = f.get(_resources(f.settings))
+    if not info.is_dir:
+        return FAILED, f"{info.describe()} (guide 4-1: the app keeps its S3 files there)"
+    if not info.user_ok:
+        return FAILED, f"{info.describe()}: {info.user or 'the service user'} cannot write to it"
+    return OK, info.describe()
+
+
+def _key_facts(s: Settings) -> list[Fact]:
+    return [unit(VLLM_UNIT), unit_env_files(VLLM_UNIT), unit(APP_UNIT), unit_env_files(APP_UNIT), _app_env(s)]
+
+
+def app_key(f: Facts) -> tuple[object, str]:
+    """VLLM_API_KEY as the app reads it: the unit's environment wins (load_dotenv does not override), else .env."""
+    from_unit = f.env(APP_UNIT).get("VLLM_API_KEY")
+    if from_unit is not None:
+        return from_unit, f"{APP_UNIT} environment"
+    env: DotEnv = f.get(_app_env(f.settings))
+    return env.view.get("VLLM_API_KEY"), f"{env.path} (python-dotenv)"
+
+
+def _judge_key(f: Facts) -> tuple[str, str]:
+    served = f.env(VLLM_UNIT)
+    enforced = served.get("VLLM_API_KEY")
+    sent, where = app_key(f)
+    if served.error:
+        return FAILED, f"systemd cannot load {VLLM_UNIT}'s environment files: {served.error}"
+    if not isinstance(sent, Secret) or sent.empty:
+        return FAILED, f"the app sends no key: VLLM_API_KEY in {where} is {'empty' if sent is not None else 'absent'}"
+    if not isinstance(enforced, Secret) or enforced.empty:
+        return FAILED, f"vLLM enforces no key: VLLM_API_KEY in {VLLM_UNIT}'s environment is " \
+                       f"{'empty' if enforced is not None else 'absent'}"
+    if sent.digest != enforced.digest:
+        where_served = served.where("VLLM_API_KEY") or f"{VLLM_UNIT}'s environment"
+        return FAILED, f"the key the app sends ({where}) differs from the one vLLM enforces ({where_served})"
+    return OK, f"the app ({where}) sends the key vLLM enforces ({VLLM_UNIT}'s environment, as systemd loads it)"
 
 
 ROWS: tuple[Row, ...] = (
@@ -192,4 +285,13 @@ ROWS: tuple[Row, ...] = (
     Row("dcgm-exporter", "dcgm-exporter :9400/metrics with the 6 GPU series", "7-4", lambda s: [dcgm_probe(s)],
         _judge_dcgm),
     Row("promtail", "log shipper active, no Loki push errors", "7-6", _shipper_probes, _judge_shipper),
+    Row("app-env", ".env readable by the app's user", "4-3", lambda s: [_app_env(s), _app_env_access(s)],
+        _judge_app_env),
+    Row("app-port", "port 8000 held by ai-server", "4-5", lambda s: [listeners()],
+        _port_row(lambda s: s.ai_server.port, APP_UNIT)),
+    Row("vllm-port", "port 8001 held by vllm", "3-5", lambda s: [listeners()],
+        _port_row(lambda s: s.vllm.port, VLLM_UNIT)),
+    Row("app-resources", "resources/s3 present and writable by the app", "4-1", lambda s: [_resources(s)],
+        _judge_resources),
+    Row("api-key", "the key vLLM enforces is the key the app sends", "4-3", _key_facts, _judge_key),
 )

@@ -19,9 +19,9 @@ from rich.text import Text
 from ..config import Settings
 from ..engine.output import Output
 from ..errors import RunbookError
+from ..facts import HostFacts, gather
 from ..secrets import mask
 from ..transport import Transport
-from . import batch
 from .current_rows import CURRENT_ROWS
 from .reach import Reach
 from .rows import FAIL, OK, SKIP, WARN, Facts
@@ -65,7 +65,7 @@ def verify_host(transport: Transport, settings: Settings) -> HostReport:
         prefetch = threading.Thread(target=reach.prefetch, args=(targets,), daemon=True)
         prefetch.start()
     try:
-        raw = batch.gather(transport, [p for row in ROWS for p in row.probes(settings)])
+        raw = HostFacts(gather(transport, [p for row in ROWS for p in row.probes(settings)]))
     except RunbookError as err:
         report.rows.append(RowResult("connect", "reach the host", "-", FAIL, mask(str(err))))
         return _done(report, started)
@@ -105,7 +105,7 @@ def render(out: Output, reports: list[HostReport]) -> None:
     rows = [(r.host, row) for r in reports for row in r.rows]
     rows.sort(key=lambda hr: {FAIL: 0, SKIP: 1}.get(hr[1].status, 2))  # stable: guide order within each
     width = min(out.console.width, TABLE_WIDTH)
-    columns = [6, 5, max((len(row.title) for _, row in rows), default=5)]
+    columns = [7, 5, max((len(row.title) for _, row in rows), default=5)]
     columns += [max(len(host) for host, _ in rows)] if several and rows else []
     room = width - sum(columns) - 3 * (len(columns) + 1)  # each column's padding and gap, and the detail's
     table = Table(title="Guide §6 checklist", box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")

@@ -25,7 +25,10 @@ from helpers import OCR, SECRET, TOKEN, assert_no_secret
 REPO = Path(__file__).resolve().parents[2]
 PROJECT, ZONE, NAME = "demo-project", "asia-northeast3-a", "ai-server-l4"
 FAST = {"op_pending_s": 0.02, "op_running_s": 0.06}
-ITEMS = [*(f"B-{n}" for n in range(1, 20)), "C-1", "C-2"]  # appendix B, then the current-components items
+ITEMS = [*(f"B-{n}" for n in range(1, 20)), "S-1", "S-2", "S-3", "C-1", "C-2"]  # appendix B, S-, then C-items
+# Seconds of work a diagnosis of a healthy host may take (its JSON `seconds`); a shared, loaded test machine
+# may set a larger budget, and the report says which one held.
+BUDGET_S = float(os.environ.get("L4RB_TROUBLESHOOT_BUDGET_S", "1.0"))
 
 
 class HostBackend:
@@ -213,11 +216,12 @@ def test_healthy_host_reports_all_19_ok(stack: Stack, tmp_path: Path):
     rc, data, log = stack.troubleshoot("--report", str(tmp_path / "report.json"))
     took = time.monotonic() - started
     assert rc == 0, log
-    assert sorted((i["id"] for i in data["items"]), key=lambda i: (i[0] != "B", int(i[2:]))) == ITEMS
+    assert sorted((i["id"] for i in data["items"]), key=ITEMS.index) == ITEMS
     assert {i["id"]: i["verdict"] for i in data["items"]} == dict.fromkeys(ITEMS, "ok"), log
     assert data["counts"] == {"ok": len(ITEMS), "found": 0, "unknown": 0}
     assert json.loads((tmp_path / "report.json").read_text()) == data
-    assert took < 20, f"a diagnosis of all {len(ITEMS)} items took {took:.1f}s"
+    assert data["seconds"] <= BUDGET_S, f"a diagnosis of every item took {data['seconds']}s of work in the tool"
+    assert took < 20, f"a diagnosis of every item took {took:.1f}s"
     # The table for people names every item.
     r = run_checks("troubleshoot", "--config", str(stack.config))
     assert r.returncode == 0 and f"{len(ITEMS)} ok, 0 found, 0 cannot tell" in r.stdout, r.stdout + r.stderr

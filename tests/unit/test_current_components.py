@@ -13,6 +13,7 @@ from runbook import prometheus_targets
 from runbook.config import parse_settings
 from runbook.engine.steps import Command
 from runbook.engine.wait import HttpWait
+from runbook.facts import HostFacts
 from runbook.sections import HOST_SECTIONS, vllm
 from runbook.sections.common import HostInfo
 from runbook.sections.log_shipper_config import JOURNAL_MAX_AGE, POSITIONS, Shipping, alloy_config
@@ -36,7 +37,8 @@ def unit(active="active", enabled="enabled") -> str:
 
 
 def ev(settings, **raw) -> Evidence:
-    return Evidence(settings, "h", {k.replace("__", ":"): v for k, v in raw.items()}, CloudFacts(settings, Path(".")))
+    return Evidence(settings, "h", HostFacts({k.replace("__", ":"): v for k, v in raw.items()}),
+                    CloudFacts(settings, Path(".")))
 
 
 def test_targets_have_host_and_instance_labels_for_every_job():
@@ -61,12 +63,12 @@ def test_scrape_config_passes_promtool(tmp_path):
 
 
 def test_log_shipper_row_warns_on_promtail():
-    status, detail = current_rows._judge_current_shipper(rows.Facts(PROMTAIL, {}, None))
+    status, detail = current_rows._judge_current_shipper(rows.Facts(PROMTAIL, HostFacts({}), None))
     assert status == rows.WARN and "2026-03-02" in detail
     both = {"unit:promtail.service": unit(), "unit:alloy.service": unit()}
-    assert current_rows._judge_current_shipper(rows.Facts(ALLOY, both, None))[0] == rows.WARN
+    assert current_rows._judge_current_shipper(rows.Facts(ALLOY, HostFacts(both), None))[0] == rows.WARN
     alone = {"unit:promtail.service": unit("inactive", "disabled"), "unit:alloy.service": unit()}
-    assert current_rows._judge_current_shipper(rows.Facts(ALLOY, alone, None))[0] == rows.OK
+    assert current_rows._judge_current_shipper(rows.Facts(ALLOY, HostFacts(alone), None))[0] == rows.OK
 
 
 class _Targets(http.server.BaseHTTPRequestHandler):
@@ -93,12 +95,12 @@ def test_prometheus_row_reads_the_targets_api():
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"
         s = parse_settings({"monitoring": {"prometheus_url": url}})
-        status, detail = current_rows._judge_prometheus(rows.Facts(s, {}, Reach("10.0.0.2")))
+        status, detail = current_rows._judge_prometheus(rows.Facts(s, HostFacts({}), Reach("10.0.0.2")))
         assert status == rows.FAIL and "1 of 2 targets up" in detail and "connection refused" in detail
-        assert current_rows._judge_prometheus(rows.Facts(s, {}, Reach("10.0.0.7")))[0] == rows.FAIL
+        assert current_rows._judge_prometheus(rows.Facts(s, HostFacts({}), Reach("10.0.0.7")))[0] == rows.FAIL
     finally:
         server.shutdown()
-    assert current_rows._judge_prometheus(rows.Facts(ALLOY, {}, Reach("10.0.0.2")))[0] == rows.SKIP
+    assert current_rows._judge_prometheus(rows.Facts(ALLOY, HostFacts({}), Reach("10.0.0.2")))[0] == rows.SKIP
 
 
 def test_c1_finds_a_running_promtail_and_the_fix_cuts_over_after_alloy_is_green():
@@ -127,12 +129,30 @@ def test_alloy_config_takes_promtails_offsets_and_reads_the_journal_a_minute_bac
     assert f'legacy_positions_file = "{POSITIONS}"' in text and f'max_age       = "{JOURNAL_MAX_AGE}"' in text
 
 
+def envfiles(values: dict[str, str], lines: str = "") -> str:
+    """What the fact layer's env-file probe prints: the files, where each variable is set, systemd's values."""
+    return ("file=/app/vllm-server/vllm.env\n" + lines + "rc=0\nerror=\n@@L4RB-ENV\n"
+            + "".join(f"{k}={v}\0" for k, v in values.items()))
+
+
 def test_c2_names_the_file_and_line_of_vllm_port():
-    raw = {"unit__vllm.service": unit(), "vllm__reserved": "file: /app/vllm-server/vllm.env:4:VLLM_PORT=8001\n"
-                                                            "process: VLLM_PORT=8001\n"}
+    raw = {"unit__vllm.service": unit(),
+           "envfiles__vllm.service": envfiles({"VLLM_PORT": "8001"}, "line=VLLM_PORT /app/vllm-server/vllm.env:4\n"),
+           "procenv__vllm.service": "VLLM_PORT=8001\0HOME=/root\0"}
     got = REGISTRY["C-2"].detect(ev(ALLOY, **raw))
-    assert got.verdict == "found" and "file: /app/vllm-server/vllm.env:4:VLLM_PORT=8001" in got.evidence
-    assert REGISTRY["C-2"].detect(ev(ALLOY, unit__vllm__service=unit(), **{"vllm__reserved": ""})).verdict == "ok"
+    assert got.verdict == "found" and "file: /app/vllm-server/vllm.env:4: VLLM_PORT=8001" in got.evidence
+    assert "process: VLLM_PORT=8001" in got.evidence
+    dropin = {"unit__vllm.service": unit() + "FragmentPath=/etc/systemd/system/vllm.service\n"
+              "DropInPaths=/etc/systemd/system/vllm.service.d/host.conf\n"
+              "@@L4RB-UNIT-BUS Environment {\"type\":\"as\",\"data\":[\"VLLM_HOST=0.0.0.0\"]}\n"
+              "@@L4RB-UNIT-FILE /etc/systemd/system/vllm.service.d/host.conf\n"
+              "[Service]\nEnvironment=VLLM_HOST=0.0.0.0\n",
+              "envfiles__vllm.service": envfiles({"SERVE_PORT": "8001"})}
+    got = REGISTRY["C-2"].detect(ev(ALLOY, **dropin))
+    assert got.verdict == "found" and "VLLM_HOST" in got.summary
+    assert "environment: /etc/systemd/system/vllm.service.d/host.conf:2: Environment=VLLM_HOST=0.0.0.0" in got.evidence
+    clean = {"unit__vllm.service": unit(), "envfiles__vllm.service": envfiles({"SERVE_PORT": "8001"})}
+    assert REGISTRY["C-2"].detect(ev(ALLOY, **clean)).verdict == "ok"
 
 
 def test_vllm_env_and_unit_use_no_vllm_reserved_names():
@@ -165,6 +185,7 @@ def test_alloy_from_grafanas_apt_repository_needs_a_pinned_key():
 def test_b4_reads_the_serve_names_and_the_guides():
     from troubleshoot.vllm_items import _numbers
     for name in ("SERVE", "VLLM"):
-        raw = {"vllm__env": f"file=present\n{name}_MAX_MODEL_LEN=4096\n{name}_GPU_MEMORY_UTILIZATION=0.8\n"}
+        raw = {"unit__vllm.service": unit(), "envfiles__vllm.service": envfiles(
+            {f"{name}_MAX_MODEL_LEN": "4096", f"{name}_GPU_MEMORY_UTILIZATION": "0.8"})}
         host, _ = _numbers(ev(ALLOY, **raw))
         assert host == {"max_model_len": "4096", "gpu_memory_utilization": "0.8"}

@@ -188,9 +188,9 @@ def test_output_json_lines_and_the_report_validate_against_the_documented_schema
     assert lines[2]["hint"] == "see B-99" and lines[2]["section"] == "demo"
     report = report_data([result])
     validator("report").validate(report)
-    assert report["schema_version"] == 1 and [s["status"] for s in report["sections"][0]["steps"]] == [
+    assert report["schema_version"] == 2 and [s["status"] for s in report["sections"][0]["steps"]] == [
         "changed", "changed", "failed", "skipped"]
-    check = check_record("vm", RowResult("vllm_health", "vLLM /health", "6-1", "FAIL", "no answer"))
+    check = check_record("vm", RowResult("vllm_health", "vLLM /health", "6-1", "failed", "no answer"))
     line.validate(check)
     with pytest.raises(jsonschema.ValidationError):  # the schema is strict: an unknown status fails
         line.validate({**check, "status": "maybe"})
@@ -202,7 +202,7 @@ def test_the_checklist_is_one_table_in_80_columns_red_rows_first():
     reports = [HostReport("ai-server-l4", "10.231.1.2", [
         RowResult("gpu", "GPU is an NVIDIA L4 with ~24 GB", "2-4", "ok",
                   "NVIDIA L4, driver 580.95.05, CUDA 13.0"),
-        RowResult("vllm_health", "vLLM /health answers 200", "6-1", "FAIL", long),
+        RowResult("vllm_health", "vLLM /health answers 200", "6-1", "failed", long),
         RowResult("app", "FastAPI /health", "6-3", "ok", "200"),
     ])]
     out, buf = pipe()
@@ -210,8 +210,8 @@ def test_the_checklist_is_one_table_in_80_columns_red_rows_first():
     lines = buf.getvalue().splitlines()
     assert all(len(line) <= 80 for line in lines)
     assert sum("Guide §6 checklist" in line for line in lines) == 1
-    rows = [line for line in lines if re.match(r"^\s*(ok|FAIL|skip)\s", line)]
-    assert [r.split()[0] for r in rows] == ["FAIL", "ok", "ok"]
+    rows = [line for line in lines if re.match(r"^\s*(ok|failed|skipped|warn)\s", line)]
+    assert [r.split()[0] for r in rows] == ["failed", "ok", "ok"]
     assert "see [1]" in rows[0] and rows[2].rstrip().endswith("200")
     details = " ".join(line.strip() for line in lines[lines.index(next(x for x in lines if x.startswith("[1]"))):])
     assert long in details and "FAILED: ai-server-l4: vLLM /health answers 200" in details

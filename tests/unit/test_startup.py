@@ -16,6 +16,8 @@ OURS_ALLOWED = {
     "tasks", "runbook", "runbook.tasks", "runbook.cli", "runbook.tasks_cloud", "runbook.tasks_checks",
     "runbook.cloud", "runbook.sections", "runbook.engine", "runbook.engine.results", "runbook.errors",
     "runbook.secrets", "runbook.envfile", "testbed", "testbed.tasks",
+    "runbook.tasks_monitoring",  # the monitoring-config task: stdlib and invoke until it runs
+    "runbook.engine.status",  # the one result vocabulary (stdlib only), re-exported by engine.results
 }
 THIRD_PARTY_ALLOWED = {"invoke"}  # inv itself; `fab` adds Fabric on its own
 HEAVY = ("google", "grpc", "pydantic", "rich", "fabric", "paramiko", "cryptography", "tenacity", "yaml", "troubleshoot")
@@ -29,8 +31,15 @@ def imported_by(code: str) -> list[str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def beyond_invoke(code: str) -> list[str]:
+    """What *code* imports beyond what `import invoke` loads by itself (Invoke's vendored YAML reader takes
+    the installed PyYAML's C loader when there is one: that is Invoke's start-up cost, not ours)."""
+    invoke_own = set(imported_by("import invoke"))
+    return [m for m in imported_by(code) if m not in invoke_own or m == "invoke"]
+
+
 def test_import_tasks_loads_only_invoke_the_stdlib_and_the_task_table():
-    new = imported_by("import tasks")
+    new = beyond_invoke("import tasks")
     top = {m.split(".")[0] for m in new}
     third_party = sorted(top - set(sys.stdlib_module_names) - {"runbook", "testbed", "tasks"}
                          - {m for m in top if m.startswith("_")})
@@ -60,7 +69,7 @@ def test_a_host_section_run_never_loads_the_cloud_client():
 
 
 def test_heavy_libraries_are_not_imported_by_listing():
-    new = imported_by("import tasks")
+    new = beyond_invoke("import tasks")
     assert not [m for m in new if m.split(".")[0] in HEAVY]
 
 

@@ -1,11 +1,11 @@
-"""The registry covers the guide's appendix B exactly once, and docs/troubleshooting.md is written from it."""
+"""The registry covers appendix B exactly once (then the S-items); docs/troubleshooting.md is written from it."""
 
 from pathlib import Path
 
 import pytest
 
-from runbook import troubleshoot_docs
 from runbook.config import Settings
+from troubleshoot import docs as troubleshoot_docs
 from troubleshoot.registry import REGISTRY, ordered, register, select
 
 REPO = Path(__file__).resolve().parents[2]
@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_one_diagnostic_per_guide_item():
     items = ordered()
-    assert [d.id for d in items] == [*(f"B-{n}" for n in range(1, 20)), "C-1", "C-2"]
+    assert [d.id for d in items] == [*(f"B-{n}" for n in range(1, 20)), "S-1", "S-2", "S-3", "C-1", "C-2"]
     for d in items:
         for text in (d.title, d.symptom, d.cause, d.detection, d.remedy):
             assert text.strip(), d.id
@@ -24,8 +24,8 @@ def test_one_diagnostic_per_guide_item():
 
 
 def test_only_selects_and_refuses_unknown_ids():
-    assert [d.id for d in select("B-3, b-10,12")] == ["B-3", "B-10", "B-12"]
-    assert len(select("")) == 21
+    assert [d.id for d in select("B-3, b-10,12,s-1")] == ["B-3", "B-10", "B-12", "S-1"]
+    assert len(select("")) == 24
     assert [d.id for d in select("c-2,C-1")] == ["C-1", "C-2"]
     with pytest.raises(KeyError, match=r"unknown item\(s\) \['B-20'\]"):
         select("B-20")
