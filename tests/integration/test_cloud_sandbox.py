@@ -89,11 +89,12 @@ def test_vm_through_the_local_api_is_a_sandbox_host(project: Path, monkeypatch):
     assert len(sent) > 20 and violations(sent) == []  # every request checked against compute.v1.json
 
 
-def _gcp_toml(url: str, user: str) -> str:
+def _gcp_toml(url: str, user: str, token_file: Path) -> str:
     """A real-cloud style project (target gcp): the key is pinned from guest attributes, never trusted blindly."""
     return "\n".join([
         "[gcp]", 'project_id = "pinning-project"', 'instance_name = "pinned-vm"', f'api_endpoint = "{url}"',
-        "guest_attributes = true", "operation_timeout = 300",
+        f'api_token_file = "{token_file}"', "guest_attributes = true", "operation_timeout = 300",
+        "[monitoring.promtail]", 'loki_url = "http://loki.example.com:3100"',  # required outside the sandbox
         "[inventory]", 'target = "gcp"',
         "[ssh]", f'user = "{user}"', f'key_file = "{client_key()}"', 'known_hosts = "known_hosts"',
         "trust_on_first_use = false",
@@ -120,7 +121,10 @@ def test_host_key_published_by_the_vm_is_pinned_and_a_changed_key_is_refused(san
     before = {h.name for h in sandbox.status()}
     with ComputeServer(faults={"op_pending_s": 0.2, "op_running_s": 0.5}, backend=backend) as server:
         try:
-            (tmp_path / "hosts.toml").write_text(_gcp_toml(server.url, SSH_USER))
+            token_file = tmp_path / "compute-api.token"  # the local server answers only its token's holder
+            token_file.write_text(server.token + "\n")
+            token_file.chmod(0o600)
+            (tmp_path / "hosts.toml").write_text(_gcp_toml(server.url, SSH_USER, token_file))
             results, text = _run_vm(tmp_path)
             assert results[0].status == CHANGED, text
             (host,) = [h for h in sandbox.status() if h.name not in before]

@@ -55,6 +55,7 @@ def converged(sandbox_host, tmp_path_factory):
         "[monitoring.node_exporter]",
         f"url = {json.dumps(sandbox_url(NODE.url))}",
         f"checksums_url = {json.dumps(sandbox_url(NODE.checksums_url))}",
+        "[monitoring.promtail]", 'loki_url = "http://127.0.0.1:3100"',  # required outside the sandbox target
     ]) + "\n")
     first = fab(cfg, "--report", str(tmp / "first.json"))
     assert first.returncode == 0, first.stdout + first.stderr

@@ -97,7 +97,8 @@ def test_b11_ropeparameters_without_the_pinned_revision(stack: Stack):
         assert "cannot import name 'RopeParameters' from 'transformers.modeling_rope_utils'" in text
         assert "ExecStart has no --revision" in text
         stack.fix("B-11")
-        assert "--revision e949c91dec92095908d34e6b560af77dd0c993f8" in stack.sh(f"cat {UNIT}")
+        # The unit quotes the revision (one word whatever it holds); systemd hands vLLM the bare value.
+        assert "--revision \"e949c91dec92095908d34e6b560af77dd0c993f8\"" in stack.sh(f"cat {UNIT}")
     finally:
         no_dropin(stack)
 
