@@ -15,12 +15,8 @@ from pathlib import Path
 from invoke import task
 from invoke.exceptions import Exit
 
-from . import prometheus_targets
-from .config import DEFAULT_CONFIG
-from .engine.output import Output
+from .cli import DEFAULT_CONFIG
 from .errors import RunbookError
-from .inventory import targets
-from .verify import loading
 
 
 def promtool_check(snippet: Path) -> tuple[bool, str]:
@@ -41,6 +37,11 @@ def promtool_check(snippet: Path) -> tuple[bool, str]:
 })
 def monitoring_config(c, config=DEFAULT_CONFIG, out="prometheus", targets_dir="", check=True, scrape_interval="15s"):
     """Prometheus file_sd targets (node, dcgm, vLLM, app /metrics per host) + scrape config, promtool-checked."""
+    from . import prometheus_targets  # imported when the task runs, not to list the tasks
+    from .engine.output import Output
+    from .inventory import targets
+    from .verify import loading
+
     log = Output()
     try:
         loaded = loading.load(config)

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 OURS_ALLOWED = {
     "tasks", "runbook", "runbook.tasks", "runbook.cli", "runbook.tasks_cloud", "runbook.tasks_checks",
     "runbook.cloud", "runbook.sections", "runbook.engine", "runbook.engine.results", "runbook.errors",
-    "runbook.secrets", "runbook.envfile", "testbed", "testbed.tasks",
+    "runbook.secrets", "runbook.envfile", "runbook.tasks_monitoring", "testbed", "testbed.tasks",
 }
 THIRD_PARTY_ALLOWED = {"invoke"}  # inv itself; `fab` adds Fabric on its own
 HEAVY = ("google", "grpc", "pydantic", "rich", "fabric", "paramiko", "cryptography", "tenacity", "yaml", "troubleshoot")
