@@ -374,6 +374,19 @@ def _not_ready(path: str) -> errors.ApiError:
     return errors.ApiError(400, "resourceNotReady", f"The resource '{path}' is not ready")
 
 
+def _power_on(sim: Simulator, req: Request, zone: str, verb: str, inst: dict) -> dict:
+    """start and resume alike: the VM needs its CPUs and GPUs again, so quota and capacity apply first."""
+    project = req.project
+    failure = _quota_failure(sim, project, zone, quotas.instance_needs(inst)) or _capacity_failure(
+        sim, project, zone, last(inst["machineType"]), inst.get("guestAccelerators", [])
+    )
+    if failure:
+        return _op(sim, req, zone, verb, inst, "instance.fail", {"fail": failure})
+    inst["status"] = "PROVISIONING"
+    sim.store.commit()
+    return _op(sim, req, zone, verb, inst, f"instance.{verb}")
+
+
 @route("POST", "/zones/{zone}/instances/{instance}/start")
 def start(sim: Simulator, req: Request) -> dict:
     project, zone, name = req.project, req.params["zone"], req.params["instance"]
@@ -383,14 +396,7 @@ def start(sim: Simulator, req: Request) -> dict:
             return _op(sim, req, zone, "start", inst, None)
         if inst["status"] in NOT_READY:
             raise _not_ready(f"projects/{project}/zones/{zone}/instances/{name}")
-        failure = _quota_failure(sim, project, zone, quotas.instance_needs(inst)) or _capacity_failure(
-            sim, project, zone, last(inst["machineType"]), inst.get("guestAccelerators", [])
-        )
-        if failure:
-            return _op(sim, req, zone, "start", inst, "instance.fail", {"fail": failure})
-        inst["status"] = "PROVISIONING"
-        sim.store.commit()
-        return _op(sim, req, zone, "start", inst, "instance.start")
+        return _power_on(sim, req, zone, "start", inst)
 
 
 @route("POST", "/zones/{zone}/instances/{instance}/stop")
@@ -434,14 +440,7 @@ def resume(sim: Simulator, req: Request) -> dict:
         if inst["status"] != "SUSPENDED":
             # Paraphrased: resume is refused for a VM that is not suspended.
             raise errors.bad_request(f"The instance '{name}' is not suspended (status {inst['status']}).")
-        failure = _quota_failure(sim, project, zone, quotas.instance_needs(inst)) or _capacity_failure(
-            sim, project, zone, last(inst["machineType"]), inst.get("guestAccelerators", [])
-        )
-        if failure:
-            return _op(sim, req, zone, "resume", inst, "instance.fail", {"fail": failure})
-        inst["status"] = "PROVISIONING"
-        sim.store.commit()
-        return _op(sim, req, zone, "resume", inst, "instance.resume")
+        return _power_on(sim, req, zone, "resume", inst)
 
 
 def _guest_attributes_enabled(sim: Simulator, project: str, inst: dict) -> bool:

@@ -47,7 +47,7 @@ def test_vllm_converges_is_idempotent_and_guards_its_key(tmp_path, sandbox_host)
     cfg = write_config(tmp_path, sandbox_host)
     dry = inv("vllm", "--config", cfg, "--dry-run")
     assert dry.returncode == 0, dry.stdout + dry.stderr
-    assert "+ExecStart=/app/vllm-server/venv/bin/vllm serve ${VLLM_MODEL}" in dry.stdout
+    assert "+ExecStart=/app/vllm-server/venv/bin/vllm serve ${SERVE_MODEL}" in dry.stdout
     assert "'{\"name\":\"checklist\",\"path\":\"imyj1013/exaone-qlora-checklist-adapter\"}'" in dry.stdout
 
     ssh(sandbox_host, "nohup sh -c 'while :; do ps -eo args >> /tmp/ps-vllm.log; sleep 0.05; done' "
@@ -80,7 +80,8 @@ def test_vllm_converges_is_idempotent_and_guards_its_key(tmp_path, sandbox_host)
                                        "xargs -r stat -c '%a %n' | awk '$1 ~ /[4-7]$/'")
     assert world_readable.strip() == ""
     # The first start takes the stand-in's default 20 s: the 3-6 wait shows which B-12 phase vLLM is in.
-    phases = re.findall(r"waiting for http://127\.0\.0\.1:8001/health: \w+, phase: ([a-z ]+) after", first.stdout)
+    # On a pipe a long wait prints "<step>: <phase> — <elapsed> of up to <limit>" (runbook.engine.output).
+    phases = re.findall(r"^\[\S+\] 3-6 .*\): ([a-z ]+) — [0-9hms]+ of up to ", first.stdout, re.M)
     assert phases and set(phases) <= {"downloading the model", "loading weights", "weights loaded", "warming up"}, \
         first.stdout
 

@@ -54,7 +54,7 @@ def build(name: str, c: config.Config) -> list:
 # --- the files ---------------------------------------------------------------------------------------
 
 
-def test_counters_file_and_metrics_wait_agree():
+def test_counters_file_and_metrics_wait_agree(metrics_server):
     """The /metrics wait looks for exactly the series the counters file it writes asks for, and it finds
     them in an exporter's answer only when all are there (a scrape missing one is not ready)."""
     steps = build("dcgm", cfg())
@@ -62,29 +62,12 @@ def test_counters_file_and_metrics_wait_agree():
     wait = next(s for s in steps if isinstance(s, MetricsWait))
     names = dcgm.counter_names(written.content)
     assert wait.series == names and len(names) == 6 and all(n.startswith("DCGM_FI_DEV_") for n in names)
-    scrape = {"body": "".join(f"# TYPE {n} gauge\n{n}{{gpu=\"0\"}} 1\n" for n in names)}
-
-    class Exporter(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            data = scrape["body"].encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Exporter)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        local = dataclasses.replace(wait, url=f"http://127.0.0.1:{server.server_address[1]}/metrics")
-        probe = ["bash", "-c", local.probe()]
-        assert subprocess.run(probe, capture_output=True, text=True).stdout.strip() == "200"
-        scrape["body"] = scrape["body"].replace(f"{names[-1]}{{", "other{")
-        assert subprocess.run(probe, capture_output=True, text=True).stdout.strip() == f"200 without {names[-1]}"
-    finally:
-        server.shutdown()
+    url, scrape = metrics_server
+    scrape["text"] = "".join(f"# TYPE {n} gauge\n{n}{{gpu=\"0\"}} 1\n" for n in names)
+    probe = ["bash", "-c", dataclasses.replace(wait, url=url).probe()]
+    assert subprocess.run(probe, capture_output=True, text=True).stdout.strip() == "200"
+    scrape["text"] = scrape["text"].replace(f"{names[-1]}{{", "other{")
+    assert subprocess.run(probe, capture_output=True, text=True).stdout.strip() == f"200 without {names[-1]}"
 
 
 def test_counters_file_is_the_guides_block():
@@ -152,7 +135,8 @@ def test_hosts_toml_steps_fetch_what_the_guides_commands_fetch():
     guide = guide_text()
     wanted = re.findall(r"(?:curl -\w+|git clone) (https://\S+)", guide.split("## 7", 1)[1].split("\n## 8", 1)[0])
     assert len(wanted) >= 4, wanted
-    real = cfg(promtail={"loki_url": "http://loki.example.com:3100"})  # the one value the guide leaves open
+    # The guide ships logs with promtail (Alloy is the default today): the guide's way, as an option.
+    real = cfg(promtail={"loki_url": "http://loki.example.com:3100", "log_shipper": "promtail"})
     steps = [s for name in ("dcgm", "node-exporter", "promtail") for s in build(name, real)]
     fetched = {getattr(s, f.name) for s in steps for f in dataclasses.fields(s)
                if isinstance(getattr(s, f.name), str) and getattr(s, f.name).startswith("https://")}
