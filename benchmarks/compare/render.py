@@ -21,6 +21,7 @@ from runbook.sections import HOST_SECTIONS
 from runbook.sections.app_source import STAMP, LocalSource
 from runbook.sections.common import UV_HOME, HostInfo, uv_install_step
 from runbook.sections.downloads import VerifiedDownload
+from runbook.sections.dropins import SYSTEM_DIRS, DropInsAside
 from runbook.sections.metrics_wait import MetricsWait
 
 
@@ -67,6 +68,14 @@ def _unpack(step: LocalSource, files: Path) -> str:
     return str(tree)
 
 
+def _dropins(step: DropInsAside) -> dict:
+    """The same drop-in rule for Ansible's find: a .conf line setting a managed key or variable."""
+    keys = "|".join(step.keys)
+    variables = "|".join(step.variables)
+    pattern = rf"^\s*({keys})\s*=|^\s*Environment\s*=.*\b({variables})="
+    return {"dirs": [f"{d}{step.unit}.d" for d in SYSTEM_DIRS], "pattern": pattern}
+
+
 def ai_server(cfg: Config, host: HostInfo, files: Path) -> dict:
     """Vars of roles/ai_server from the steps of section 4."""
     a = cfg.settings.ai_server
@@ -80,6 +89,8 @@ def ai_server(cfg: Config, host: HostInfo, files: Path) -> dict:
         elif isinstance(step, Directory):
             out["directories"].append({"path": step.path, "owner": step.owner, "group": step.group or step.owner,
                                        "mode": _mode(step.mode)})
+        elif isinstance(step, DropInsAside):
+            out["dropins"] = _dropins(step)
         elif isinstance(step, LocalSource):
             out["source"] = {"src": _unpack(step, files) + "/", "dest": step.dest, "owner": step.owner,
                              "stamp": f"{step.dest}/{STAMP}", "stamp_content": step._tarball[1] + "\n"}
