@@ -20,11 +20,12 @@ import secrets
 import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from compare import drift, phases, playbook, startup, summary  # noqa: E402
+from compare import drift, phases, playbook, pyinfra_twin, startup, summary  # noqa: E402
 from compare.bench import Bench, NotNoOp, say  # noqa: E402
 
 from testbed import sandbox  # noqa: E402
@@ -34,6 +35,33 @@ STATE_DIR = "/var/lib/l4-runbook/bench-sandbox"
 
 def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C
+
+
+def drift_table(args: argparse.Namespace, ansible: Path, ansible_version: str) -> int:
+    """--drift: what each tool's check mode sees of testbed.drift's breakages, as a markdown table."""
+    infra = pyinfra_twin.ensure_pyinfra(args.pyinfra_venv, args.pyinfra_spec)
+    versions = {"ansible": ansible_version, "pyinfra": pyinfra_twin.version(infra)}
+    try:
+        sandbox.down()  # leftovers of an interrupted run: always start from fresh hosts
+        with tempfile.TemporaryDirectory(prefix="l4rb-bench-") as tmp:
+            hosts = [phases.new_host() for _ in range(max(1, args.drift_hosts))]
+            rows = phases.drift_check(Bench(Path(tmp), ansible), infra, hosts)
+        print(f"\n{drift.markdown(rows, versions)}\n\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+              f"{len(hosts)} hosts, load average {os.getloadavg()[0]:.1f}")
+    except NotNoOp as err:
+        print(f"\nNOT A NO-OP, so no table: {err}", file=sys.stderr)
+        return 1
+    except sandbox.SandboxError as err:
+        print(f"\nsandbox: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    finally:
+        if not args.keep:
+            say("removing the benchmark's sandbox hosts")
+            sandbox.down()
+    return 0
 
 
 def main() -> int:
@@ -51,7 +79,11 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="leave the hosts running at the end")
     parser.add_argument("--drift", action="store_true",
                         help="instead of timing: plant testbed.drift's breakages one by one and show what "
-                             "each tool's check mode sees (a markdown table)")
+                             "each tool's check mode sees (ours, Ansible, pyinfra: a markdown table)")
+    parser.add_argument("--drift-hosts", type=int, default=3,
+                        help="hosts for --drift, each holding one breakage at a time (default 3)")
+    parser.add_argument("--pyinfra-venv", type=Path, default=pyinfra_twin.DEFAULT_VENV)
+    parser.add_argument("--pyinfra-spec", default=pyinfra_twin.DEFAULT_SPEC)
     args = parser.parse_args()
 
     # A state dir of our own: the hosts of a sandbox someone else runs are never touched.
@@ -61,6 +93,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     ansible = playbook.ensure_ansible(args.ansible_venv, args.ansible_spec)
     version = playbook.version(ansible)
+    if args.drift:
+        return drift_table(args, ansible, version)
     say("start-up alone: inv --list, import tasks ...")
     started = startup.measure(args.startup_runs), startup.importtime()
     eight = None
@@ -69,9 +103,6 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="l4rb-bench-") as tmp:
             bench = Bench(Path(tmp), ansible)
             host = phases.new_host()
-            if args.drift:
-                print(drift.markdown(phases.drift_check(bench, host), version))
-                return 0
             one = phases.single(bench, host, args.runs, args.warm_ssh)
             many = phases.fleet(bench, host, args.fleet_runs, one["fingerprint"]) if args.parallel else None
             if args.eight:
