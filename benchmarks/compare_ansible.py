@@ -2,6 +2,7 @@
 
 Usage (as root, with the sandbox tools installed):
     .venv/bin/python benchmarks/compare_ansible.py [--runs 5] [--warm-ssh] [--parallel [--fleet-runs 3] [--eight]]
+    .venv/bin/python benchmarks/compare_ansible.py --drift [--drift-hosts 3]
 
 Boots a private sandbox host, converges it with `fab deploy --only ai-server,node-exporter`, checks
 that benchmarks/ansible/playbook.yml (fed from the same steps) finds nothing to change, then times
@@ -10,6 +11,10 @@ nothing (ours must then find nothing to change on them) and times 1 against 4 ho
 --eight boots the hosts still missing for 8 (converged by ours) and times ours alone on 1, 4 and 8. Start-up alone
 (`inv --list`, `import tasks`, with -X importtime's account) is timed first, before any host boots.
 A run that is not a no-op stops the benchmark with exit code 1 and no figures.
+
+--drift [--drift-hosts 3] times nothing: on hosts converged by ours (and found done by Ansible and by
+benchmarks/pyinfra/deploy.py), it plants each breakage of testbed/drift.py, one per host at a time, and
+prints what ours' --dry-run, Ansible's --check --diff and pyinfra's --dry --diff see, as a markdown table.
 """
 
 from __future__ import annotations
@@ -45,7 +50,10 @@ def drift_table(args: argparse.Namespace, ansible: Path, ansible_version: str) -
         sandbox.down()  # leftovers of an interrupted run: always start from fresh hosts
         with tempfile.TemporaryDirectory(prefix="l4rb-bench-") as tmp:
             hosts = [phases.new_host() for _ in range(max(1, args.drift_hosts))]
-            rows = phases.drift_check(Bench(Path(tmp), ansible), infra, hosts)
+            bench = Bench(Path(tmp), ansible)
+            rows = phases.drift_check(bench, infra, hosts)
+            if args.pyinfra_converge:
+                phases.pyinfra_converged(bench, infra)
         print(f"\n{drift.markdown(rows, versions)}\n\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
               f"{len(hosts)} hosts, load average {os.getloadavg()[0]:.1f}")
     except NotNoOp as err:
@@ -82,6 +90,9 @@ def main() -> int:
                              "each tool's check mode sees (ours, Ansible, pyinfra: a markdown table)")
     parser.add_argument("--drift-hosts", type=int, default=3,
                         help="hosts for --drift, each holding one breakage at a time (default 3)")
+    parser.add_argument("--pyinfra-converge", action="store_true",
+                        help="with --drift: also let pyinfra converge one more host from nothing (ours must "
+                             "then find nothing to change)")
     parser.add_argument("--pyinfra-venv", type=Path, default=pyinfra_twin.DEFAULT_VENV)
     parser.add_argument("--pyinfra-spec", default=pyinfra_twin.DEFAULT_SPEC)
     args = parser.parse_args()

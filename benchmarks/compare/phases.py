@@ -122,6 +122,20 @@ def drift_check(bench: Bench, infra: Path, hosts: list[sandbox.SandboxHost]) -> 
     return rows
 
 
+def pyinfra_converged(bench: Bench, infra: Path) -> sandbox.SandboxHost:
+    """One more host, converged from nothing by the pyinfra deploy: ours must then find nothing to change."""
+    host = new_host()
+    cfg, _, vars_path, _ = bench.prepare("pyinfra-converged", [host])
+    inventory = pyinfra_twin.write_inventory(vars_path.parent / "inventory.py", [host], vars_path)
+    say(f"pyinfra converges {host.name} from nothing ...")
+    run = pyinfra_twin.run(infra, inventory, dry=False)
+    if run.rc != 0 or run.errors:
+        raise NotNoOp(f"pyinfra (converge) failed (exit {run.rc}):\n{run.output[-3000:]}")
+    say("ours on the host pyinfra converged: it must find nothing to change ...")
+    bench.ours(cfg, "first run on the pyinfra-converged host")
+    return host
+
+
 def eight(bench: Bench, first: sandbox.SandboxHost, others: list[sandbox.SandboxHost], runs: int) -> dict:
     """Ours alone on 1, 4 and 8 hosts: the hosts still missing are booted and converged by ours, then
     each fleet size is timed round-robin. *others*: hosts beside *first* that are already converged."""

@@ -52,7 +52,7 @@ source = AI["source"]
 apt.packages(name="4-2 python3-venv and curl (B-13)", packages=AI["apt"], no_recommends=True)
 
 uv = AI["uv"]
-pip.venv(name="4-2 uv's own venv", path=uv["home"])
+pip.venv(name="4-2 uv's own venv", path=uv["home"], python="python3")
 pip.packages(name="4-2 uv in its own venv", packages=[uv["spec"]], virtualenv=uv["home"])
 files.link(name="4-2 uv on the PATH", path=uv["link"], target=f"{uv['home']}/bin/uv")
 
