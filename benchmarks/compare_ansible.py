@@ -43,19 +43,24 @@ def _interrupt(*_: object) -> None:
 
 
 def drift_table(args: argparse.Namespace, ansible: Path, ansible_version: str) -> int:
-    """--drift: what each tool's check mode sees of testbed.drift's breakages, as a markdown table."""
+    """--drift: what each tool's check mode sees of testbed.drift's breakages, as a markdown table;
+    --pyinfra-converge: pyinfra converges a fresh host, and ours must find it done."""
     infra = pyinfra_twin.ensure_pyinfra(args.pyinfra_venv, args.pyinfra_spec)
     versions = {"ansible": ansible_version, "pyinfra": pyinfra_twin.version(infra)}
     try:
         sandbox.down()  # leftovers of an interrupted run: always start from fresh hosts
         with tempfile.TemporaryDirectory(prefix="l4rb-bench-") as tmp:
-            hosts = [phases.new_host() for _ in range(max(1, args.drift_hosts))]
             bench = Bench(Path(tmp), ansible)
-            rows = phases.drift_check(bench, infra, hosts)
+            if args.drift:
+                hosts = [phases.new_host() for _ in range(max(1, args.drift_hosts))]
+                rows = phases.drift_check(bench, infra, hosts)
+                print(f"\n{drift.markdown(rows, versions)}\n\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+                      f", {len(hosts)} hosts, {versions['ansible']}, {versions['pyinfra']}, "
+                      f"load average {os.getloadavg()[0]:.1f}", flush=True)
             if args.pyinfra_converge:
-                phases.pyinfra_converged(bench, infra)
-        print(f"\n{drift.markdown(rows, versions)}\n\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-              f"{len(hosts)} hosts, load average {os.getloadavg()[0]:.1f}")
+                host = phases.pyinfra_converged(bench, infra)
+                print(f"\npyinfra ({versions['pyinfra']}) converged {host.name} from nothing; ours found "
+                      "nothing to change there.")
     except NotNoOp as err:
         print(f"\nNOT A NO-OP, so no table: {err}", file=sys.stderr)
         return 1
@@ -91,8 +96,8 @@ def main() -> int:
     parser.add_argument("--drift-hosts", type=int, default=3,
                         help="hosts for --drift, each holding one breakage at a time (default 3)")
     parser.add_argument("--pyinfra-converge", action="store_true",
-                        help="with --drift: also let pyinfra converge one more host from nothing (ours must "
-                             "then find nothing to change)")
+                        help="let pyinfra converge a fresh host from nothing (ours must then find nothing "
+                             "to change); alone or after --drift")
     parser.add_argument("--pyinfra-venv", type=Path, default=pyinfra_twin.DEFAULT_VENV)
     parser.add_argument("--pyinfra-spec", default=pyinfra_twin.DEFAULT_SPEC)
     args = parser.parse_args()
@@ -104,7 +109,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     ansible = playbook.ensure_ansible(args.ansible_venv, args.ansible_spec)
     version = playbook.version(ansible)
-    if args.drift:
+    if args.drift or args.pyinfra_converge:
         return drift_table(args, ansible, version)
     say("start-up alone: inv --list, import tasks ...")
     started = startup.measure(args.startup_runs), startup.importtime()
