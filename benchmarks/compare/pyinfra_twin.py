@@ -92,8 +92,9 @@ def _hosts(column: str) -> list[str]:
 def parse(output: str) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, str]]:
     """Per host: the operations a dry run would change, those it may change, and the first error.
 
-    The dry run's "Detected changes" table has one row per operation and the columns Change and
-    Conditional Change, each "-" or "N (host, host, ...)"; the columns are found by the header's words.
+    The dry run's "Detected changes" table (as pyinfra 3.10 prints it, see tests/unit/test_drift_table.py)
+    has one row per operation and the columns Change and Conditional Change, each "-" or
+    "N (host, host)"; the columns are found by the header's words. Errors are "[host] Error: ..." lines.
     """
     changes: dict[str, list[str]] = {}
     conditional: dict[str, list[str]] = {}
