@@ -2,6 +2,7 @@
 
 Usage (as root, with the sandbox tools installed):
     .venv/bin/python benchmarks/compare_ansible.py [--runs 5] [--warm-ssh] [--parallel [--fleet-runs 3] [--eight]]
+    .venv/bin/python benchmarks/compare_ansible.py --drift [--drift-hosts 3]
 
 Boots a private sandbox host, converges it with `fab deploy --only ai-server,node-exporter`, checks
 that benchmarks/ansible/playbook.yml (fed from the same steps) finds nothing to change, then times
@@ -10,6 +11,10 @@ nothing (ours must then find nothing to change on them) and times 1 against 4 ho
 --eight boots the hosts still missing for 8 (converged by ours) and times ours alone on 1, 4 and 8. Start-up alone
 (`inv --list`, `import tasks`, with -X importtime's account) is timed first, before any host boots.
 A run that is not a no-op stops the benchmark with exit code 1 and no figures.
+
+--drift [--drift-hosts 3] times nothing: on hosts converged by ours (and found done by Ansible and by
+benchmarks/pyinfra/deploy.py), it plants each breakage of testbed/drift.py, one per host at a time, and
+prints what ours' --dry-run, Ansible's --check --diff and pyinfra's --dry --diff see, as a markdown table.
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ import secrets
 import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from compare import drift, phases, playbook, startup, summary  # noqa: E402
+from compare import drift, phases, playbook, pyinfra_twin, startup, summary  # noqa: E402
 from compare.bench import Bench, NotNoOp, say  # noqa: E402
 
 from testbed import sandbox  # noqa: E402
@@ -34,6 +40,41 @@ STATE_DIR = "/var/lib/l4-runbook/bench-sandbox"
 
 def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C
+
+
+def drift_table(args: argparse.Namespace, ansible: Path, ansible_version: str) -> int:
+    """--drift: what each tool's check mode sees of testbed.drift's breakages, as a markdown table;
+    --pyinfra-converge: pyinfra converges a fresh host, and ours must find it done."""
+    infra = pyinfra_twin.ensure_pyinfra(args.pyinfra_venv, args.pyinfra_spec)
+    versions = {"ansible": ansible_version, "pyinfra": pyinfra_twin.version(infra)}
+    try:
+        sandbox.down()  # leftovers of an interrupted run: always start from fresh hosts
+        with tempfile.TemporaryDirectory(prefix="l4rb-bench-") as tmp:
+            bench = Bench(Path(tmp), ansible)
+            if args.drift:
+                hosts = [phases.new_host() for _ in range(max(1, args.drift_hosts))]
+                rows = phases.drift_check(bench, infra, hosts)
+                print(f"\n{drift.markdown(rows, versions)}\n\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+                      f", {len(hosts)} hosts, {versions['ansible']}, {versions['pyinfra']}, "
+                      f"load average {os.getloadavg()[0]:.1f}", flush=True)
+            if args.pyinfra_converge:
+                host = phases.pyinfra_converged(bench, infra)
+                print(f"\npyinfra ({versions['pyinfra']}) converged {host.name} from nothing; ours found "
+                      "nothing to change there.")
+    except NotNoOp as err:
+        print(f"\nNOT A NO-OP, so no table: {err}", file=sys.stderr)
+        return 1
+    except sandbox.SandboxError as err:
+        print(f"\nsandbox: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    finally:
+        if not args.keep:
+            say("removing the benchmark's sandbox hosts")
+            sandbox.down()
+    return 0
 
 
 def main() -> int:
@@ -51,7 +92,14 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="leave the hosts running at the end")
     parser.add_argument("--drift", action="store_true",
                         help="instead of timing: plant testbed.drift's breakages one by one and show what "
-                             "each tool's check mode sees (a markdown table)")
+                             "each tool's check mode sees (ours, Ansible, pyinfra: a markdown table)")
+    parser.add_argument("--drift-hosts", type=int, default=3,
+                        help="hosts for --drift, each holding one breakage at a time (default 3)")
+    parser.add_argument("--pyinfra-converge", action="store_true",
+                        help="let pyinfra converge a fresh host from nothing (ours must then find nothing "
+                             "to change); alone or after --drift")
+    parser.add_argument("--pyinfra-venv", type=Path, default=pyinfra_twin.DEFAULT_VENV)
+    parser.add_argument("--pyinfra-spec", default=pyinfra_twin.DEFAULT_SPEC)
     args = parser.parse_args()
 
     # A state dir of our own: the hosts of a sandbox someone else runs are never touched.
@@ -61,6 +109,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     ansible = playbook.ensure_ansible(args.ansible_venv, args.ansible_spec)
     version = playbook.version(ansible)
+    if args.drift or args.pyinfra_converge:
+        return drift_table(args, ansible, version)
     say("start-up alone: inv --list, import tasks ...")
     started = startup.measure(args.startup_runs), startup.importtime()
     eight = None
@@ -69,9 +119,6 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="l4rb-bench-") as tmp:
             bench = Bench(Path(tmp), ansible)
             host = phases.new_host()
-            if args.drift:
-                print(drift.markdown(phases.drift_check(bench, host), version))
-                return 0
             one = phases.single(bench, host, args.runs, args.warm_ssh)
             many = phases.fleet(bench, host, args.fleet_runs, one["fingerprint"]) if args.parallel else None
             if args.eight:

@@ -38,6 +38,7 @@ class Drift:
     seen: tuple[str, ...]  # what the dry-run's summaries and diffs must say
     back: str  # shell that prints "ok" once the host is as the runbook wants it
     repaired: bool = True  # False: reported by the plan, left alone by the run (not the runbook's)
+    section: str = "ai-server"  # the section whose state it breaks
 
 
 def ok_if(test: str) -> str:
@@ -71,16 +72,16 @@ DRIFTS = [
           (f"{UV} sha256 {'{true}'}",), ok_if("uv --version | grep -q '^uv '")),
     Drift("node_exporter replaced by another executable", f"install -m 0755 /bin/true {NODE_BIN}",
           (f"{NODE_BIN} was changed since it was installed", "says 'true (GNU coreutils)"),
-          ok_if(f"{NODE_BIN} --version 2>&1 | grep -q 'version {NODE.version} '")),
+          ok_if(f"{NODE_BIN} --version 2>&1 | grep -q 'version {NODE.version} '"), section="node-exporter"),
     Drift("node_exporter put back to an older release", f"install -m 0755 {OLDER} {NODE_BIN}",
           (f"{NODE_BIN} was changed since it was installed", "node_exporter, version 1.8.2"),
-          ok_if(f"{NODE_BIN} --version 2>&1 | grep -q 'version {NODE.version} '")),
+          ok_if(f"{NODE_BIN} --version 2>&1 | grep -q 'version {NODE.version} '"), section="node-exporter"),
     Drift("older node_exporter with its stamp rewritten to match",
           f"install -m 0755 {OLDER} {NODE_BIN} && sed -i "
           f"\"s/installed=.*/installed=$(sha256sum {NODE_BIN} | cut -d' ' -f1)/\" "
           "/var/lib/l4-runbook/downloads/node_exporter",
           (f"{NODE_BIN} reports version 1.8.2, not {NODE.version}",),
-          ok_if(f"{NODE_BIN} --version 2>&1 | grep -q 'version {NODE.version} '")),
+          ok_if(f"{NODE_BIN} --version 2>&1 | grep -q 'version {NODE.version} '"), section="node-exporter"),
     Drift("a venv package's files deleted", f"rm -rf {SITE}/uvicorn/protocols",
           ("reinstall uvicorn (files gone or changed)", "~ python package uvicorn"),
           ok_if(f"[ -d $(echo {SITE})/uvicorn/protocols ]")),
@@ -92,7 +93,8 @@ DRIFTS = [
     Drift("node_exporter unit edited",
           "sed -i 's|^ExecStart=.*|& --collector.disable-defaults|' /etc/systemd/system/node_exporter.service",
           ("+ExecStart=/usr/local/bin/node_exporter\n",),
-          ok_if("! systemctl show -P ExecStart node_exporter.service | grep -q disable-defaults")),
+          ok_if("! systemctl show -P ExecStart node_exporter.service | grep -q disable-defaults"),
+          section="node-exporter"),
     Drift("env file edited", f"sed -i 's/^APP_ENV=.*/APP_ENV=debug/' {APP}/.env",
           ("-APP_ENV=debug", "+APP_ENV=production"), ok_if(f"grep -qx APP_ENV=production {APP}/.env")),
     Drift("env file mode", f"chmod 0644 {APP}/.env", (f"{APP}/.env: mode 0644 -> 0600",),

@@ -68,22 +68,22 @@ class Bench:
         inventory = playbook.write_inventory(folder / "inventory.ini", hosts)
         return cfg, inventory, vars_path, json.loads(vars_path.read_text())
 
-    def ours(self, cfg: Path, what: str, noop: bool = True) -> ours.OursRun:
-        run = ours.run(cfg, self.work / "report.json")
+    def ours(self, cfg: Path, what: str, noop: bool = True, hosts: str = "") -> ours.OursRun:
+        run = ours.run(cfg, self.work / "report.json", hosts)
         if not noop and run.ok:
             return run
         return check_ours(run, what)
 
-    def ours_dry(self, cfg: Path) -> ours.OursRun:
+    def ours_dry(self, cfg: Path, hosts: str = "") -> ours.OursRun:
         """Our --dry-run: what it would change (it must not fail)."""
-        run = ours.run(cfg, self.work / "report.json", dry_run=True)
+        run = ours.run(cfg, self.work / "report.json", hosts, dry_run=True)
         if not run.ok:
             raise NotNoOp(f"ours --dry-run failed (exit {run.rc}):\n{run.output[-3000:]}")
         return run
 
-    def ansible_check(self, inventory: Path, vars_path: Path) -> playbook.AnsibleRun:
+    def ansible_check(self, inventory: Path, vars_path: Path, limit: str = "") -> playbook.AnsibleRun:
         """Ansible's check mode with diffs: the tasks it would change."""
-        return playbook.run(self.ansible, inventory, vars_path, check=True)
+        return playbook.run(self.ansible, inventory, vars_path, check=True, limit=limit)
 
     def ansible_run(self, inventory: Path, vars_path: Path, what: str, forks: int = 5, noop: bool = True,
                     count_ssh: bool = False, warm: bool = False) -> playbook.AnsibleRun:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 from testbed import sandbox
 
-from . import drift, hostside, playbook
+from . import drift, hostside, playbook, pyinfra_twin
 from .bench import Bench, NotNoOp, say, timed
 from .config import SECTIONS
 
@@ -78,13 +79,61 @@ def fleet(bench: Bench, first: sandbox.SandboxHost, runs: int, reference: str) -
             "load": (load, os.getloadavg()[0])}
 
 
-def drift_check(bench: Bench, host: sandbox.SandboxHost) -> list:
-    """Converge with ours, check Ansible agrees, then the drift cases one by one."""
-    cfg, inventory, vars_path, _ = bench.prepare("drift", [host])
-    say(f"converging {host.name} with ours ({', '.join(SECTIONS)}) ...")
+class DriftTools:
+    """The three tools, each asked once per round about the hosts holding that round's breakages."""
+
+    def __init__(self, bench: Bench, infra: Path, cfg: Path, inventory: Path, vars_path: Path,
+                 infra_inventory: Path) -> None:
+        self.bench, self.infra, self.cfg = bench, infra, cfg
+        self.inventory, self.vars_path, self.infra_inventory = inventory, vars_path, infra_inventory
+
+    def ours_dry(self, names: list[str]):
+        return self.bench.ours_dry(self.cfg, ",".join(names))
+
+    def ansible_check(self, names: list[str]):
+        return self.bench.ansible_check(self.inventory, self.vars_path, ",".join(names))
+
+    def pyinfra_dry(self, names: list[str]):
+        return pyinfra_twin.run(self.infra, self.infra_inventory, dry=True, limit=names)
+
+    def ours_repair(self, names: list[str], what: str):
+        return self.bench.ours(self.cfg, what, noop=False, hosts=",".join(names))
+
+    def ours_quiet(self, names: list[str], what: str):
+        return self.bench.ours(self.cfg, what, hosts=",".join(names))
+
+
+def drift_check(bench: Bench, infra: Path, hosts: list[sandbox.SandboxHost]) -> list:
+    """Converge with ours, check that Ansible and pyinfra both find nothing to do, then the drift cases."""
+    cfg, inventory, vars_path, _ = bench.prepare("drift", hosts)
+    infra_inventory = pyinfra_twin.write_inventory(vars_path.parent / "inventory.py", hosts, vars_path)
+    say(f"converging {', '.join(h.name for h in hosts)} with ours ({', '.join(SECTIONS)}) ...")
     bench.ours(cfg, "first converge", noop=False)
-    bench.ansible_run(inventory, vars_path, "first run after ours")
-    return drift.check_modes(bench, host, cfg, inventory, vars_path)
+    bench.ours(cfg, "first run after the converge")
+    say("Ansible on the hosts ours converged: it must find nothing to change ...")
+    bench.ansible_run(inventory, vars_path, "first run after ours", forks=len(hosts))
+    say("pyinfra --dry on the hosts ours converged: it must find nothing to change ...")
+    pyinfra_twin.check_noop(pyinfra_twin.run(infra, infra_inventory, dry=True), "dry run after ours")
+    tools = DriftTools(bench, infra, cfg, inventory, vars_path, infra_inventory)
+    rows = drift.check_modes(bench, hosts, tools)
+    say("after the last repair: Ansible and pyinfra must again find nothing to change ...")
+    bench.ansible_run(inventory, vars_path, "run after the drift cases", forks=len(hosts))
+    pyinfra_twin.check_noop(pyinfra_twin.run(infra, infra_inventory, dry=True), "dry run after the drift cases")
+    return rows
+
+
+def pyinfra_converged(bench: Bench, infra: Path) -> sandbox.SandboxHost:
+    """One more host, converged from nothing by the pyinfra deploy: ours must then find nothing to change."""
+    host = new_host()
+    cfg, _, vars_path, _ = bench.prepare("pyinfra-converged", [host])
+    inventory = pyinfra_twin.write_inventory(vars_path.parent / "inventory.py", [host], vars_path)
+    say(f"pyinfra converges {host.name} from nothing ...")
+    run = pyinfra_twin.run(infra, inventory, dry=False)
+    if run.rc != 0 or run.errors:
+        raise NotNoOp(f"pyinfra (converge) failed (exit {run.rc}):\n{run.output[-3000:]}")
+    say("ours on the host pyinfra converged: it must find nothing to change ...")
+    bench.ours(cfg, "first run on the pyinfra-converged host")
+    return host
 
 
 def eight(bench: Bench, first: sandbox.SandboxHost, others: list[sandbox.SandboxHost], runs: int) -> dict:

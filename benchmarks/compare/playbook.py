@@ -67,6 +67,7 @@ class AnsibleRun:
     output: str
     recap: dict[str, dict[str, int]] = field(default_factory=dict)
     changed_tasks: list[str] = field(default_factory=list)
+    failed_tasks: list[str] = field(default_factory=list)  # "host: task" of every fatal result
     ssh_invocations: int | None = None
     module_runs: int | None = None  # of those, the ones that ran a module (python3 on the host)
 
@@ -99,8 +100,19 @@ def parse(output: str) -> tuple[dict[str, dict[str, int]], list[str]]:
     return recap, changed
 
 
+def failures(output: str) -> list[str]:
+    """"host: task" for every fatal result (a failed task ends the play for that host)."""
+    failed, task = [], ""
+    for line in output.splitlines():
+        if line.startswith("TASK [") or line.startswith("RUNNING HANDLER ["):
+            task = line[line.index("[") + 1:line.rindex("]")]
+        elif line.startswith("fatal: [") and "]" in line:
+            failed.append(f"{line[8:line.index(']')]}: {task}")
+    return failed
+
+
 def run(playbook: Path, inventory: Path, extra_vars: Path, forks: int = 5, count_ssh: bool = False,
-        warm_home: Path | None = None, check: bool = False) -> AnsibleRun:
+        warm_home: Path | None = None, check: bool = False, limit: str = "") -> AnsibleRun:
     """One ansible-playbook run, timed from start to exit.
 
     Cold by default: a fresh control socket directory, its ssh master closed at the end. With
@@ -118,13 +130,16 @@ def run(playbook: Path, inventory: Path, extra_vars: Path, forks: int = 5, count
             env["ANSIBLE_SSH_EXECUTABLE"] = str(wrapper)
         command = [str(playbook), "-i", str(inventory), "-e", f"@{extra_vars}", "-f", str(forks),
                    str(HERE / "playbook.yml")] + (["--check", "--diff"] if check else [])
+        if limit:
+            command += ["--limit", limit]
         started = time.perf_counter()
         proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=HERE, timeout=900)
         seconds = time.perf_counter() - started
         if warm_home is None:
             close_masters(home)
         recap, changed = parse(proc.stdout)
-        result = AnsibleRun(seconds, proc.returncode, proc.stdout + proc.stderr, recap, changed)
+        result = AnsibleRun(seconds, proc.returncode, proc.stdout + proc.stderr, recap, changed,
+                            failures(proc.stdout))
         if count_ssh:
             lines = log.read_text().splitlines() if log.exists() else []
             result.ssh_invocations = len(lines)

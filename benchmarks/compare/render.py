@@ -15,7 +15,7 @@ import tarfile
 from pathlib import Path
 
 from runbook.config import Config
-from runbook.engine.steps import AptPackages, Command, Directory, File, PythonPackages, Service, q
+from runbook.engine.steps import AptPackages, Command, Directory, File, Plan, PythonPackages, Service, q
 from runbook.engine.wait import HttpWait
 from runbook.sections import HOST_SECTIONS
 from runbook.sections.app_source import STAMP, LocalSource
@@ -68,6 +68,14 @@ def _unpack(step: LocalSource, files: Path) -> str:
     return str(tree)
 
 
+def _tree(step: LocalSource) -> dict:
+    """The shipped tree as a list (for tools that put file by file) and the directories it fully manages."""
+    entries = [{"path": path, "kind": entry.kind, "mode": _mode(entry.mode)}
+               for path, entry in sorted(step._manifest.items())]
+    managed = sorted(e["path"] for e in entries if e["kind"] == "d" and "/" not in e["path"])
+    return {"tree": entries, "managed_dirs": managed}
+
+
 def _dropins(step: DropInsAside) -> dict:
     """The same drop-in rule for Ansible's find: a .conf line setting a managed key or variable."""
     keys = "|".join(step.keys)
@@ -93,12 +101,14 @@ def ai_server(cfg: Config, host: HostInfo, files: Path) -> dict:
             out["dropins"] = _dropins(step)
         elif isinstance(step, LocalSource):
             out["source"] = {"src": _unpack(step, files) + "/", "dest": step.dest, "owner": step.owner,
-                             "stamp": f"{step.dest}/{STAMP}", "stamp_content": step._tarball[1] + "\n"}
+                             "stamp": f"{step.dest}/{STAMP}", "stamp_content": step._tarball[1] + "\n",
+                             **_tree(step)}
         elif isinstance(step, Command) and step.title == f"venv {a.dir}/.venv":
-            out["venv"] = {"path": f"{a.dir}/.venv", "python": python, "marker": marker}
+            out["venv"] = {"path": f"{a.dir}/.venv", "python": python, "marker": marker,
+                           "check": step.check, "run": step.run}
         elif isinstance(step, PythonPackages):
             out["packages"] = {"python": step.python, "specs": list(step.packages),
-                               "names": [step._name(s) for s in step.packages]}
+                               "names": [step._name(s) for s in step.packages], "install": step.install}
         elif isinstance(step, File):
             out["files"].append(_file(step, files))
         elif isinstance(step, Service):
@@ -120,7 +130,9 @@ def node_exporter(cfg: Config, host: HostInfo, files: Path) -> dict:
         elif isinstance(step, VerifiedDownload) and step.install == "file":
             out["download"] = {"url": step.url, "checksums_url": step.checksums_url, "sha256": step.sha256,
                                "name": step.url.rsplit("/", 1)[1], "member": step.member, "dest": step.dest,
-                               "mode": _mode(step.mode), "stamp_dir": step.stamp_dir, "stamp": step.stamp}
+                               "mode": _mode(step.mode), "stamp_dir": step.stamp_dir, "stamp": step.stamp,
+                               # Our own install script (fetch, verify, install, stamp), for tools that run one.
+                               "script": step.script(Plan(True))}
         elif isinstance(step, File):
             out["files"].append(_file(step, files))
         elif isinstance(step, Service):
