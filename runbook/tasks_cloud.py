@@ -8,6 +8,7 @@ is imported when a cloud section runs, never to list the tasks or for a deploy o
 from __future__ import annotations
 
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -127,6 +128,18 @@ def cleanup_plan(ctx: CloudContext, action: str, firewall: bool, instance: str =
     return [entry for entry in plan if entry[2]]
 
 
+def _batches(plan: list[tuple[CloudContext, str, list]]) -> list[list[tuple[CloudContext, str, list]]]:
+    """Consecutive replica entries together (independent of each other), every other entry alone."""
+    out: list[list] = []
+    for entry in plan:
+        replica = bool(entry[0].instance)
+        if out and replica and out[-1][0][0].instance:
+            out[-1].append(entry)
+        else:
+            out.append([entry])
+    return out
+
+
 def run_cleanup(opts: cli.Options, stop: bool = False, delete: bool = False, firewall: bool = False,
                 yes: bool = False, stdin: TextIO | None = None, out: Output | None = None, instance: str = "",
                 lb: bool = False) -> list[SectionResult]:
@@ -145,11 +158,15 @@ def run_cleanup(opts: cli.Options, stop: bool = False, delete: bool = False, fir
     plan = cleanup_plan(ctx, action, firewall, instance, lb)
 
     def once(dry_run: bool) -> list[SectionResult]:
+        """The plan in order; the VMs of a fleet (consecutive entries of their own) side by side."""
         results = []
-        for each, host, steps in plan:
-            each.dry_run, each.notes = dry_run, {}
-            results.append(run_section(each, host, "cleanup", "8", steps))
-            if results[-1].status == FAILED:
+        for batch in _batches(plan):
+            for each, _, _ in batch:
+                each.dry_run, each.notes = dry_run, {}
+            with ThreadPoolExecutor(max_workers=min(8, len(batch))) as pool:
+                results += list(pool.map(lambda entry: run_section(entry[0], entry[1], "cleanup", "8", entry[2]),
+                                         batch))
+            if any(r.status == FAILED for r in results):
                 break
         return results
 
