@@ -379,3 +379,47 @@ def test_server_refuses_what_google_refuses(fleet):
             instance_groups_add_instances_request_resource=compute_v1.InstanceGroupsAddInstancesRequest(
                 instances=[compute_v1.InstanceReference(instance=member.self_link)]))
     assert zone_of(member) == group
+
+
+def test_lb_follows_the_fleet_by_patching(fleet, compute_requests):
+    fleet.data["gcp"].update(replicas=1, lb={**fleet.data["gcp"]["lb"], "enabled": True})
+    assert all(r.status != FAILED for r in fleet.run("firewall", "vm", "lb")), fleet.text
+    fleet.data["gcp"]["replicas"] = 2  # the second replica is in the region's other zone
+    fleet.run("vm")
+    before = len(compute_requests)
+    grown = fleet.run("lb")
+    steps = {s.title.split(" ")[0] + " " + s.title.split(" ")[1]: s.status for s in grown[0].steps}
+    assert steps["an unmanaged"] == CHANGED and steps["backend service"] == CHANGED, fleet.text
+    assert steps["health check"] == OK and steps["forwarding rule"] == OK
+    sent = [(m, path) for m, path, *_ in compute_requests[before:]]
+    assert any(m == "PATCH" and "/backendServices/" in path for m, path in sent)
+    assert any(m == "POST" and path.endswith("/zones/asia-northeast3-b/instanceGroups") for m, path in sent)
+    assert changed(fleet.run("lb")) == 0
+
+    fleet.data["gcp"]["lb"]["check_interval_sec"] = 3  # patched in place
+    retimed = fleet.run("lb")
+    assert changed(retimed) == 1
+    api = open_context(fleet.settings, fleet.root, Output(console=fleet.console), policy=POLICY).api
+    check = api.region_health_checks.get(project=PROJECT, region=lb.region(fleet.settings),
+                                         health_check=lb.names(fleet.settings).health_check)
+    assert (check.check_interval_sec, check.http_health_check.request_path) == (3, "/health")
+
+    fleet.data["gcp"]["lb"]["scheme"] = "internal"  # cannot change in place: reported, nothing touched
+    refused = fleet.run("lb")
+    assert refused[0].status == FAILED and "cannot change in place" in fleet.text
+    assert "inv cleanup --lb" in fleet.text
+
+
+def test_internal_scheme_uses_the_internal_probe_ranges(fleet):
+    fleet.data["gcp"]["lb"]["scheme"] = "internal"
+    fleet.run("vm")
+    assert all(r.status == CHANGED for r in fleet.run("lb")), fleet.text
+    ctx = open_context(fleet.settings, fleet.root, Output(console=fleet.console), policy=POLICY)
+    n, region = lb.names(fleet.settings), lb.region(fleet.settings)
+    rule = ctx.api.forwarding_rules.get(project=PROJECT, region=region, forwarding_rule=n.forwarding_rule)
+    assert rule.load_balancing_scheme == "INTERNAL" and rule.network.endswith("/global/networks/default")
+    probes = ctx.api.firewalls.get(project=PROJECT, firewall=n.firewall)
+    assert sorted(probes.source_ranges) == ["130.211.0.0/22", "35.191.0.0/16"]
+    gone = run_cleanup(cli.Options(config=fleet.config()), lb=True, yes=True, out=Output(console=fleet.console))
+    assert changed(gone) == 5  # forwarding rule, backend service, health check, groups, the probes' rule
+    assert len(state.instances(fleet.root)) == 3  # --lb leaves the VMs
