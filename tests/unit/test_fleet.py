@@ -125,7 +125,7 @@ class Fleet:
             lines.append(f"[{name}]")
             for key, value in values.items():
                 if not isinstance(value, dict):
-                    lines.append(f"{key} = {value!r}".replace("'", '"'))
+                    lines.append(f"{key} = {json.dumps(value)}")
             for key, value in values.items():
                 if isinstance(value, dict):
                     table(f"{name}.{key}", value)
@@ -423,3 +423,37 @@ def test_internal_scheme_uses_the_internal_probe_ranges(fleet):
     gone = run_cleanup(cli.Options(config=fleet.config()), lb=True, yes=True, out=Output(console=fleet.console))
     assert changed(gone) == 5  # forwarding rule, backend service, health check, groups, the probes' rule
     assert len(state.instances(fleet.root)) == 3  # --lb leaves the VMs
+
+
+@pytest.mark.contract
+def test_every_load_balancer_request_is_one_googles_description_allows(fleet, compute_requests):
+    from compute_contract import violations
+
+    from testbed.compute_server import contract
+
+    fleet.data["gcp"].update(replicas=1, lb={**fleet.data["gcp"]["lb"], "enabled": True})
+    fleet.run("firewall", "vm", "lb")
+    fleet.data["gcp"]["replicas"] = 3
+    fleet.run("vm", "lb")  # a new zone's group, a new member: addInstances, the backend service patched
+    fleet.data["gcp"]["lb"]["check_interval_sec"] = 2
+    fleet.run("lb")
+    lb_verify.report(fleet.settings, fleet.root, Output(console=fleet.console))
+    stored = fleet.server.sim.store.project(PROJECT)["instanceGroups"]
+    group = next(g for zone in stored.values() for g in zone.values())
+    group["namedPorts"] = [{"name": "http", "port": 1}]  # drift only the API's owner could make
+    fleet.run("lb")  # setNamedPorts
+    run_cleanup(cli.Options(config=fleet.config()), delete=True, yes=True, instance="ai-server-l4-3",
+                out=Output(console=fleet.console))  # removeInstances, then the VM
+    run_cleanup(cli.Options(config=fleet.config()), delete=True, firewall=True, yes=True,
+                out=Output(console=fleet.console))
+    sent = {contract.find_method(m, p)[0].id for m, p, _, _ in compute_requests}
+    assert violations(compute_requests) == []
+    assert {"compute.instanceGroups.insert", "compute.instanceGroups.get", "compute.instanceGroups.listInstances",
+            "compute.instanceGroups.addInstances", "compute.instanceGroups.removeInstances",
+            "compute.instanceGroups.setNamedPorts", "compute.instanceGroups.aggregatedList",
+            "compute.instanceGroups.delete", "compute.regionHealthChecks.insert", "compute.regionHealthChecks.get",
+            "compute.regionHealthChecks.patch", "compute.regionHealthChecks.delete",
+            "compute.regionBackendServices.insert", "compute.regionBackendServices.get",
+            "compute.regionBackendServices.patch", "compute.regionBackendServices.getHealth",
+            "compute.regionBackendServices.delete", "compute.forwardingRules.insert", "compute.forwardingRules.get",
+            "compute.forwardingRules.delete", "compute.regionOperations.wait"} <= sent, sorted(sent)
