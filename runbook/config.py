@@ -76,6 +76,39 @@ GCLOUD_DEFAULT_SCOPES = [f"https://www.googleapis.com/auth/{s}" for s in (
 # G2 boot disks: pd-balanced, pd-ssd, hyperdisk-ml, hyperdisk-throughput; no pd-standard
 # (https://cloud.google.com/compute/docs/accelerator-optimized-machines, G2 machine series).
 G2_DISK_TYPES = ("pd-balanced", "pd-ssd", "hyperdisk-ml", "hyperdisk-throughput")
+Zone = Annotated[str, Field(pattern=r"^[a-z]+-[a-z]+[0-9]-[a-z]$")]
+MAX_REPLICAS = 32
+
+
+class InstanceEntry(Strict):
+    """One replica named by hand; without a zone it is spread over the region's L4 zones like a counted one."""
+
+    name: Name
+    zone: Zone | Literal[""] = ""
+
+
+class LbConfig(Strict):
+    """One endpoint for the replicas through Google's own load balancer (a passthrough Network Load Balancer:
+    per-zone unmanaged instance groups, a regional HTTP health check, a regional backend service, a
+    forwarding rule). The health check's defaults are Google's own (interval 5 s, timeout 5 s, 2 and 2)."""
+
+    # None: with more than one replica; true/false: always/never.
+    enabled: bool | None = None
+    name: Name = "ai-server-lb"
+    # external: a regional external passthrough Network Load Balancer (a public address);
+    # internal: an internal passthrough Network Load Balancer (an address in the VPC only).
+    scheme: Literal["external", "internal"] = "external"
+    health_path: AbsPath = "/health"
+    check_interval_sec: Annotated[int, Field(ge=1, le=300)] = 5
+    timeout_sec: Annotated[int, Field(ge=1, le=300)] = 5
+    healthy_threshold: Annotated[int, Field(ge=1, le=10)] = 2
+    unhealthy_threshold: Annotated[int, Field(ge=1, le=10)] = 2
+
+    @model_validator(mode="after")
+    def _timeout_fits(self) -> LbConfig:
+        if self.timeout_sec > self.check_interval_sec:  # Google refuses a timeout longer than the interval
+            raise ValueError("timeout_sec must not be greater than check_interval_sec")
+        return self
 
 
 class GcpConfig(Strict):
@@ -106,6 +139,45 @@ class GcpConfig(Strict):
     # default service account), an account's email, or "none" (no account, like --no-service-account).
     service_account: str = "default"
     scopes: list[str] = GCLOUD_DEFAULT_SCOPES
+    # Several replicas: a count (named <name_prefix>-1 .. -N; the prefix defaults to instance_name), or a list
+    # of names with optional zones. Neither: the one VM instance_name, as the guide makes it.
+    replicas: Annotated[int, Field(ge=1, le=MAX_REPLICAS)] | None = None
+    name_prefix: Annotated[str, Field(pattern=r"^([a-z]([-a-z0-9]{0,56}[a-z0-9])?)?$")] = ""
+    instances: list[InstanceEntry] = []
+    lb: LbConfig = LbConfig()
+
+    @model_validator(mode="after")
+    def _one_way_to_name_replicas(self) -> GcpConfig:
+        if self.replicas is not None and self.instances:
+            raise ValueError("replicas: give either replicas = N or [[gcp.instances]], not both")
+        if self.name_prefix and self.replicas is None:
+            raise ValueError("name_prefix: only used with replicas = N")
+        names = [i.name for i in self.instances]
+        if len(names) != len(set(names)):
+            raise ValueError(f"instances: names must be unique, got {names}")
+        if len(names) > MAX_REPLICAS:
+            raise ValueError(f"instances: at most {MAX_REPLICAS}")
+        if self.replicas is not None and len(self.replica_list()[-1][0]) > 63:
+            raise ValueError("name_prefix: replica names (<prefix>-N) must fit in 63 characters")
+        return self
+
+    def replica_list(self) -> list[tuple[str, str]]:
+        """(name, pinned zone or "") of every VM the settings describe, in order."""
+        if self.instances:
+            return [(i.name, i.zone) for i in self.instances]
+        if self.replicas is not None:
+            prefix = self.name_prefix or self.instance_name
+            return [(f"{prefix}-{n}", "") for n in range(1, self.replicas + 1)]
+        return [(self.instance_name, "")]
+
+    @property
+    def several(self) -> bool:
+        """More than one replica: the fleet form (spread zones, a load balancer by default)."""
+        return len(self.replica_list()) > 1
+
+    @property
+    def lb_wanted(self) -> bool:
+        return self.several if self.lb.enabled is None else self.lb.enabled
 
     @model_validator(mode="after")
     def _g2_disk_type(self) -> GcpConfig:

@@ -52,6 +52,12 @@ def runbook_markdown(repo: Path) -> str:
     cloud = [(name, s.guide, s.title, s.build(cfg.settings)) for name, s in CLOUD_SECTIONS.items()]
     cloud.append(("cleanup --delete --firewall", "8", "stop or delete the VM, delete the rules",
                   cleanup_steps(cfg.settings, vm="delete", firewall=True)))
+    from .cloud import cleanup as cleanup_mod
+
+    cloud.append(("cleanup --delete (several replicas)", "8",
+                  "the load balancer, then each replica, then the firewall rules, in dependency order",
+                  [*cleanup_mod.lb_steps(cfg.settings), *cleanup_mod.vm_steps("delete", leave_group=False),
+                   *cleanup_mod.firewall_steps(cfg.settings, guide_rules=True, health_rule=True)]))
     for name, guide, title, steps in cloud:
         out += [f"## `inv {name}` — guide §{guide}: {title}", "",
                 "Through the Compute Engine API (google-cloud-compute), no gcloud.", "",

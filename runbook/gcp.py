@@ -53,6 +53,12 @@ SERVICES: dict[str, type] = {
     "projects": compute_v1.ProjectsClient,
     "zone_operations": compute_v1.ZoneOperationsClient,
     "global_operations": compute_v1.GlobalOperationsClient,
+    # The load balancer of several replicas (inv lb): regional resources, regional operations.
+    "instance_groups": compute_v1.InstanceGroupsClient,
+    "region_health_checks": compute_v1.RegionHealthChecksClient,
+    "region_backend_services": compute_v1.RegionBackendServicesClient,
+    "forwarding_rules": compute_v1.ForwardingRulesClient,
+    "region_operations": compute_v1.RegionOperationsClient,
 }
 
 DONE = compute_v1.Operation.Status.DONE
@@ -165,8 +171,10 @@ def _reason(exc: BaseException | None) -> str:
 
 
 # Request fields that name the resource a call is about, most specific first.
-_RESOURCE_FIELDS = ("instance", "firewall", "disk", "image", "family", "accelerator_type", "operation")
-_BODY_FIELDS = ("instance_resource", "firewall_resource", "disk_resource")
+_RESOURCE_FIELDS = ("instance", "firewall", "disk", "image", "family", "accelerator_type", "instance_group",
+                    "health_check", "backend_service", "forwarding_rule", "operation")
+_BODY_FIELDS = ("instance_resource", "firewall_resource", "disk_resource", "instance_group_resource",
+                "health_check_resource", "backend_service_resource", "forwarding_rule_resource")
 
 
 def describe_call(service: str, method: str, kwargs: dict) -> str:
@@ -291,6 +299,11 @@ class Clients:
     projects: Retried
     zone_operations: Retried
     global_operations: Retried
+    instance_groups: Retried
+    region_health_checks: Retried
+    region_backend_services: Retried
+    forwarding_rules: Retried
+    region_operations: Retried
     endpoint: str | None = None
     policy: RetryPolicy = field(default_factory=RetryPolicy)
 
@@ -391,18 +404,18 @@ def wait(
     progress: Callable[[compute_v1.Operation], None] | None = None,
     poll: float = 1.0,
 ) -> compute_v1.Operation:
-    """Follow a zone or global operation until DONE; raise OperationError if it failed.
+    """Follow a zone, region or global operation until DONE; raise OperationError if it failed.
 
     `progress(op)` is called with the first state and on every change of status or progress.
     """
     op = getattr(operation, "_extended_operation", operation)
     m = _OP_LINK.search(op.self_link or "")
     if not m:
-        raise ValueError(f"not a zone or global operation: {op.self_link or op.name!r}")
+        raise ValueError(f"not a zone, region or global operation: {op.self_link or op.name!r}")
     project, zone, region, name = m.groups()
     if region:
-        raise ValueError(f"regional operations are not supported: {op.self_link}")
-    if zone:
+        client, where = clients.region_operations.raw, {"project": project, "region": region, "operation": name}
+    elif zone:
         client, where = clients.zone_operations.raw, {"project": project, "zone": zone, "operation": name}
     else:
         client, where = clients.global_operations.raw, {"project": project, "operation": name}

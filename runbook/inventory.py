@@ -35,10 +35,14 @@ def state_file(cfg: Config) -> Path:
 
 
 def _recorded(cfg: Config) -> list[dict]:
+    """The VMs `inv vm` recorded that the settings still name (every replica, in the settings' order): a VM
+    dropped from hosts.toml is no longer a target (inv vm reports it; inv cleanup --instance removes it)."""
     try:
-        return list(json.loads(state_file(cfg).read_text())["instances"])
+        records = list(json.loads(state_file(cfg).read_text())["instances"])
     except (OSError, ValueError, KeyError, TypeError):
         return []
+    by_name = {r.get("name"): r for r in records if isinstance(r, dict)}
+    return [by_name[name] for name, _ in cfg.settings.gcp.replica_list() if name in by_name]
 
 
 def targets(cfg: Config) -> list[Target]:

@@ -73,7 +73,7 @@ def troubleshoot(c, config=cli.Options.config, local=False, hosts="", report="",
     troubleshoot_tasks.troubleshoot.body(c, config, local, hosts, report, json, fix, only)
 
 
-ns = Collection(deploy, docs, tasks_cloud.firewall, tasks_cloud.vm, tasks_cloud.cleanup,
+ns = Collection(deploy, docs, tasks_cloud.firewall, tasks_cloud.vm, tasks_cloud.lb, tasks_cloud.cleanup,
                 tasks_checks.verify, troubleshoot, tasks_monitoring.monitoring_config)
 for _name in HOST_SECTIONS:
     ns.add_task(_section_task(_name))

@@ -75,6 +75,15 @@ def _emit(data: dict, report: str, as_json: bool, out: Output) -> None:
         sys.stdout.flush()
 
 
+def _fleet_reports(loaded: loading.Loaded, local: bool, hosts: str, out: Output) -> list:
+    """The load balancer's rows (replicas behind gcp.lb), unless the run is limited to this machine or to hosts."""
+    if local or hosts or not loaded.settings.gcp.lb_wanted or loaded.settings.inventory.target == "hosts":
+        return []
+    from .cloud import lb_verify  # google-cloud-compute: only when there is a load balancer to ask
+
+    return lb_verify.reports(loaded.settings, loaded.root, out)
+
+
 def verify_after_deploy(opts, out: Output) -> None:
     """The last step of a deploy: the §6 checklist on the same hosts, added to the deploy's report."""
     from .verify import loading
@@ -86,7 +95,7 @@ def verify_after_deploy(opts, out: Output) -> None:
     except RunbookError as err:
         out.error(str(err))
         raise Exit(code=2) from None
-    reports = verify_run.verify_all(transports, loaded.settings)
+    reports = verify_run.verify_all(transports, loaded.settings) + _fleet_reports(loaded, opts.local, opts.hosts, out)
     verify_run.render(out, reports)
     if out.json_stream is not None:
         verify_run.stream(reports, out.json_stream)
@@ -114,7 +123,7 @@ def verify(c, config=DEFAULT_CONFIG, local=False, hosts="", report="", json=Fals
     except RunbookError as err:
         out.error(str(err))
         raise Exit(code=2) from None
-    reports = verify_run.verify_all(transports, loaded.settings)
+    reports = verify_run.verify_all(transports, loaded.settings) + _fleet_reports(loaded, local, hosts, out)
     verify_run.render(out, reports)
     if out.json_stream is not None:
         verify_run.stream(reports, out.json_stream)

@@ -8,6 +8,7 @@ is imported when a cloud section runs, never to list the tasks or for a deploy o
 from __future__ import annotations
 
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -97,46 +98,108 @@ def confirm(question: str, out: Output, stdin: TextIO | None = None) -> bool:
     return stdin.readline().strip().lower() in ("y", "yes")
 
 
-def run_cleanup(opts: cli.Options, stop: bool = False, delete: bool = False, firewall: bool = False,
-                yes: bool = False, stdin: TextIO | None = None, out: Output | None = None) -> list[SectionResult]:
-    """Guide §8. With no flag the VM is stopped; a real run shows its plan and asks first unless --yes."""
+def cleanup_plan(ctx: CloudContext, action: str, firewall: bool, instance: str = "",
+                 lb: bool = False) -> list[tuple[CloudContext, str, list]]:
+    """What cleanup does, as (context, row label, steps) in dependency order: the load balancer's forwarding rule,
+    backend service, health check and instance groups; then the VMs; then the firewall rules.
+
+    The single VM of the guide keeps its one row (VM and rules together). *instance* limits it to one VM
+    (a replica, or one no longer in the settings); *lb* tears down only the load balancer."""
     from .cloud import cleanup as cleanup_mod
+    from .cloud import replicas
+
+    g = ctx.settings.gcp
+    if lb:
+        return [(ctx, g.lb.name, cleanup_mod.lb_steps(ctx.settings)),
+                (ctx, ctx.project, cleanup_mod.firewall_steps(ctx.settings, firewall, health_rule=True))]
+    fleet = g.replicas is not None or bool(g.instances)
+    if not fleet and instance in ("", g.instance_name):
+        return [(ctx, g.instance_name, cleanup_mod.steps(ctx.settings, action, firewall))]
+    listed = dict(g.replica_list())
+    if instance:
+        chosen = [(instance, listed.get(instance, ""))]
+    else:
+        chosen = [*listed.items(), *((r["name"], "") for r in replicas.unlisted(ctx))]
+    teardown = action == "delete" and not instance and g.lb_wanted
+    plan = [(ctx, g.lb.name, cleanup_mod.lb_steps(ctx.settings))] if teardown else []
+    plan += [(ctx.for_replica(name, zone, i), name, cleanup_mod.vm_steps(action, leave_group=not teardown))
+             for i, (name, zone) in enumerate(chosen)]
+    plan.append((ctx, ctx.project, cleanup_mod.firewall_steps(ctx.settings, firewall, health_rule=teardown)))
+    return [entry for entry in plan if entry[2]]
+
+
+def _batches(plan: list[tuple[CloudContext, str, list]]) -> list[list[tuple[CloudContext, str, list]]]:
+    """Consecutive replica entries together (independent of each other), every other entry alone."""
+    out: list[list] = []
+    for entry in plan:
+        replica = bool(entry[0].instance)
+        if out and replica and out[-1][0][0].instance:
+            out[-1].append(entry)
+        else:
+            out.append([entry])
+    return out
+
+
+def run_cleanup(opts: cli.Options, stop: bool = False, delete: bool = False, firewall: bool = False,
+                yes: bool = False, stdin: TextIO | None = None, out: Output | None = None, instance: str = "",
+                lb: bool = False) -> list[SectionResult]:
+    """Guide §8. With no flag the VM is stopped; a real run shows its plan and asks first unless --yes."""
     from .cloud.steps import run_section
 
     out = out or cli.make_output(opts)
     if stop and delete:
         out.error("choose one of --stop and --delete")
         raise Exit(code=2)
-    action = "delete" if delete else "stop" if stop or not firewall else ""
+    if lb and (stop or delete or instance):
+        out.error("--lb deletes the load balancer only: leave out --stop, --delete and --instance")
+        raise Exit(code=2)
+    action = "delete" if delete else "stop" if stop or not (firewall or lb) else ""
     ctx = _context(opts, out)
-    steps = cleanup_mod.steps(ctx.settings, action, firewall)
-    host = ctx.settings.gcp.instance_name
+    plan = cleanup_plan(ctx, action, firewall, instance, lb)
 
-    def once(dry_run: bool) -> SectionResult:
-        ctx.dry_run, ctx.notes = dry_run, {}
-        return run_section(ctx, host, "cleanup", "8", steps)
+    def once(dry_run: bool) -> list[SectionResult]:
+        """The plan in order; the VMs of a fleet (consecutive entries of their own) side by side."""
+        results = []
+        for batch in _batches(plan):
+            for each, _, _ in batch:
+                each.dry_run, each.notes = dry_run, {}
+            with ThreadPoolExecutor(max_workers=min(8, len(batch))) as pool:
+                results += list(pool.map(lambda entry: run_section(entry[0], entry[1], "cleanup", "8", entry[2]),
+                                         batch))
+            if any(r.status == FAILED for r in results):
+                break
+        return results
 
     if opts.dry_run or yes:
-        results = [once(opts.dry_run)]
+        results = once(opts.dry_run)
     else:
         preview = once(True)
-        if preview.status == FAILED or not preview.count(CHANGED):
-            results = [preview]
+        if any(r.status == FAILED for r in preview) or not sum(r.count(CHANGED) for r in preview):
+            results = preview
         else:
-            what = ", ".join(s.summary for s in preview.steps if s.status == CHANGED)
+            what = ", ".join(s.summary for r in preview for s in r.steps if s.status == CHANGED)
             if not confirm(f"Cleanup will {what}. Go ahead?", out, stdin):
                 out.info("nothing was changed")
                 raise Exit(code=2)
-            results = [once(False)]
+            results = once(False)
     cli.finish(results, opts, out)
     return results
 
 
 @task(help={**CLOUD_HELP, "stop": "stop the VM (the default): its disk stays, and is billed",
-            "delete": "delete the VM and its boot disk", "firewall": "also delete the two firewall rules",
-            "yes": "do not ask for confirmation"})
+            "delete": "delete the VM and its boot disk (all replicas: the load balancer first)",
+            "firewall": "also delete the two firewall rules", "yes": "do not ask for confirmation",
+            "instance": "only this VM (a replica, or one no longer in hosts.toml); default: all",
+            "lb": "delete only the load balancer (forwarding rule, backend service, health check, groups, rule)"})
 def cleanup(c, config=cli.Options.config, dry_run=False, report="", diff=False, stop=False, delete=False,
-            firewall=False, yes=False, output="text"):
-    """Guide §8: stop (default) or delete the VM; --firewall deletes the rules (alone: only them). Asks unless --yes."""
+            firewall=False, yes=False, output="text", instance="", lb=False):
+    """Guide §8: stop (default) or delete the VM(s); --firewall deletes the rules (alone: only them); asks first."""
     opts = cli.Options(config=config, dry_run=dry_run, report=report, diff=diff, output=output)
-    return run_cleanup(opts, stop, delete, firewall, yes)
+    return run_cleanup(opts, stop, delete, firewall, yes, instance=instance, lb=lb)
+
+
+@task(help=CLOUD_HELP)
+def lb(c, config=cli.Options.config, dry_run=False, report="", diff=False, output="text"):
+    """One endpoint for the replicas: Google's passthrough load balancer (groups, health check, backend service,
+    forwarding rule, health-check firewall rule). Idempotent; part of deploy with more than one replica."""
+    return _section("lb", config, dry_run, report, diff, output)

@@ -97,6 +97,15 @@ class SandboxBackend:
                 out.append({"namespace": "hostkeys", "key": parts[0], "value": parts[1]})
         return out
 
+    def lb_addresses(self, scheme: str) -> Iterator[str]:
+        """Forwarding rule addresses that answer on this machine (the data plane's relay listens there): loopback
+        addresses of a /24 of 127.0.0.0/8 picked by the sandbox state dir, so two sandboxes never share one."""
+        import hashlib
+
+        digest = hashlib.sha256(str(self._dir()).encode()).digest()
+        net = f"127.{100 + digest[0] % 100}.{digest[1]}"
+        return (f"{net}.{n}" for n in range(1, 255))
+
     def delete(self, instance: dict) -> None:
         with self._mapping() as mapping:
             name = mapping.pop(_key(instance), None)

@@ -7,6 +7,8 @@
     guide 5-1   vm.py         the external IP, recorded in state.py for the host tasks
     (ssh)       hostkeys.py   the VM's host key pinned before the first connection
     guide 8     cleanup.py    stop / delete the VM, delete the rules
+    (fleet)     replicas.py   several VMs (gcp.replicas or [[gcp.instances]]): one vm section each, in parallel
+    (fleet)     lb.py         Google's passthrough load balancer in front of the replicas (inv lb)
 
 Steps are ResourceSteps (steps.py) run by the same kind of check -> diff -> apply loop as the
 host steps. For the sandbox, local_api.py runs our Compute server with sandbox_backend.py, so
@@ -43,6 +45,9 @@ class CloudSection:
     title: str
     build: Callable[[Settings], list[ResourceStep]]
     host: Callable[[Settings], str]  # the label in the output and summary's host column
+    per_replica: bool = False  # run once per replica (a row each), not once for the project
+    # Part of a deploy only when this says so (asked for by name, it always runs).
+    wanted: Callable[[Settings], bool] = lambda s: True
 
 
 CLOUD_SECTIONS: dict[str, CloudSection] = {
@@ -51,21 +56,30 @@ CLOUD_SECTIONS: dict[str, CloudSection] = {
         CloudSection("firewall", "1", "firewall rules for the service and monitoring ports", _from("firewall", "steps"),
                      lambda s: s.gcp.project_id),
         CloudSection("vm", "2", "the L4 VM: created, running, as configured, its IP recorded", _from("vm", "steps"),
-                     lambda s: s.gcp.instance_name),
+                     lambda s: s.gcp.instance_name, per_replica=True),
+        CloudSection("lb", "2", "one endpoint for the replicas through Google's load balancer", _from("lb", "steps"),
+                     lambda s: s.gcp.lb.name, wanted=lambda s: s.gcp.lb_wanted),
     ]
 }
 
 
 def run(ctx: CloudContext, names: list[str]) -> list[SectionResult]:
-    """Sections in order; a failed one stops the rest (no VM without its firewall)."""
+    """Sections in order; a failed one stops the rest (no VM without its firewall). A section that is not
+    wanted by the settings (the load balancer of a single VM) is left out unless it is the only one asked for."""
     from ..engine.results import FAILED
+    from .replicas import run_per_replica
     from .steps import run_section
 
     results = []
     for name in names:
         section = CLOUD_SECTIONS[name]
-        result = run_section(ctx, section.host(ctx.settings), name, section.guide, section.build(ctx.settings))
-        results.append(result)
-        if result.status == FAILED:
+        if names != [name] and not section.wanted(ctx.settings):
+            continue
+        if section.per_replica:
+            batch = run_per_replica(ctx, name, section.guide, section.build(ctx.settings))
+        else:
+            batch = [run_section(ctx, section.host(ctx.settings), name, section.guide, section.build(ctx.settings))]
+        results += batch
+        if any(r.status == FAILED for r in batch):
             break
     return results

@@ -96,6 +96,20 @@ class CloudContext:
     sandbox: bool = False
     # Facts shared between the steps of one run (the VM found, the image resolved, ...).
     notes: dict = field(default_factory=dict)
+    # The replica this context is about ("": gcp.instance_name, the single VM), its pinned zone ("" : spread
+    # over the region's L4 zones) and its place in the list (which zone it starts from).
+    instance: str = ""
+    pinned_zone: str = ""
+    index: int = 0
+
+    @property
+    def instance_name(self) -> str:
+        return self.instance or self.settings.gcp.instance_name
+
+    def for_replica(self, name: str, zone: str = "", index: int = 0) -> CloudContext:
+        """The same clients, output and settings, about replica *name*, with notes (and a call count) of its own."""
+        return CloudContext(self.settings, self.root, Api(self.api.clients), self.out, self.dry_run, self.sandbox,
+                            instance=name, pinned_zone=zone, index=index)
 
     @property
     def project(self) -> str:

@@ -28,7 +28,7 @@ _CLEARABLE = ("source_tags",)
 
 @dataclass(frozen=True)
 class RuleSpec:
-    kind: str  # "api" (guide 1-1) or "monitoring" (guide 1-2)
+    kind: str  # "api" (guide 1-1), "monitoring" (guide 1-2) or "health" (the load balancer's probes)
     name: str
     ports: tuple[int, ...]
     target_tag: str
@@ -45,7 +45,8 @@ def specs(settings: Settings) -> list[RuleSpec]:
 
 
 def desired(spec: RuleSpec, settings: Settings) -> compute_v1.Firewall:
-    guide = "1-1 vLLM + FastAPI" if spec.kind == "api" else "1-2 monitoring (Prometheus scraping)"
+    guide = {"api": "1-1 vLLM + FastAPI", "health": "load balancer health checks"}.get(
+        spec.kind, "1-2 monitoring (Prometheus scraping)")
     return compute_v1.Firewall(
         name=spec.name,
         description=f"l4-runbook, guide {guide}",

@@ -10,8 +10,11 @@ Sandbox VMs are pinned by testbed.sandbox when it makes the host.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from google.api_core import exceptions as gexc
@@ -49,19 +52,33 @@ def pinned(known_hosts: Path, address: str) -> list[tuple[str, str]]:
     return sorted(out)
 
 
+@contextlib.contextmanager
+def _locked(known_hosts: Path) -> Iterator[None]:
+    """One writer at a time (the replicas of a fleet pin their keys side by side, other runs may too)."""
+    known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(known_hosts.parent / f".{known_hosts.name}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def pin(known_hosts: Path, address: str, keys: list[tuple[str, str]]) -> None:
     """Make *keys* the only ones known for *address*."""
-    kept = [line for line in _lines(known_hosts) if address not in line.split(" ", 1)[0].split(",")]
-    _write(known_hosts, [*kept, *(f"{address} {kind} {data}" for kind, data in keys)])
+    with _locked(known_hosts):
+        kept = [line for line in _lines(known_hosts) if address not in line.split(" ", 1)[0].split(",")]
+        _write(known_hosts, [*kept, *(f"{address} {kind} {data}" for kind, data in keys)])
 
 
 def unpin(known_hosts: Path, address: str) -> bool:
     """Forget *address* (its VM is gone: the address may come back as someone else's)."""
-    lines = _lines(known_hosts)
-    kept = [line for line in lines if address not in line.split(" ", 1)[0].split(",")]
-    if len(kept) != len(lines):
-        _write(known_hosts, kept)
-    return len(kept) != len(lines)
+    with _locked(known_hosts):
+        lines = _lines(known_hosts)
+        kept = [line for line in lines if address not in line.split(" ", 1)[0].split(",")]
+        if len(kept) != len(lines):
+            _write(known_hosts, kept)
+        return len(kept) != len(lines)
 
 
 def _lines(known_hosts: Path) -> list[str]:

@@ -40,15 +40,30 @@ def nat_ip(instance: compute_v1.Instance) -> str:
 
 
 def configured_zones(ctx: CloudContext) -> list[str]:
+    """The zones to try, in order: the replica's pinned zone (else gcp.zone), then gcp.fallback_zones."""
     g = ctx.settings.gcp
-    return list(dict.fromkeys([g.zone, *g.fallback_zones]))
+    return list(dict.fromkeys([ctx.pinned_zone or g.zone, *g.fallback_zones]))
+
+
+def spread_zones(ctx: CloudContext, offering: list[str]) -> list[str]:
+    """A fleet replica without a pinned zone starts in its own zone of the region's GPU zones (gcp.zone first,
+    the others in name order, taken in turn by replica number), then tries the rest of them and
+    gcp.fallback_zones: replicas spread over zones, so one zone's stockout does not take them all."""
+    g = ctx.settings.gcp
+    if ctx.pinned_zone or not g.several:
+        return configured_zones(ctx)
+    region = region_of(g.zone)
+    local = [z for z in [g.zone, *sorted(offering)] if z in offering and region_of(z) == region]
+    local = list(dict.fromkeys(local)) or [g.zone]
+    turn = ctx.index % len(local)
+    return list(dict.fromkeys([*local[turn:], *local[:turn], *g.fallback_zones]))
 
 
 def locate(ctx: CloudContext, refresh: bool = False) -> compute_v1.Instance | None:
     """The VM named in the settings, in whichever zone it is; cached for the run."""
     if "instance" in ctx.notes and not refresh:
         return ctx.notes["instance"]
-    name = ctx.settings.gcp.instance_name
+    name = ctx.instance_name
     pairs = ctx.api.instances.aggregated_list(request={"project": ctx.project, "filter": f'name = "{name}"'})
     found = [i for _, scoped in pairs for i in scoped.instances if i.name == name]
     recorded = state.find(ctx.root, name) or {}
@@ -62,7 +77,7 @@ def locate(ctx: CloudContext, refresh: bool = False) -> compute_v1.Instance | No
 
 
 def get(ctx: CloudContext, zone: str) -> compute_v1.Instance:
-    instance = ctx.api.instances.get(project=ctx.project, zone=zone, instance=ctx.settings.gcp.instance_name)
+    instance = ctx.api.instances.get(project=ctx.project, zone=zone, instance=ctx.instance_name)
     ctx.notes["instance"] = instance
     return instance
 

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from ..engine.steps import Plan
 from .context import CloudContext
-from .instances import configured_zones, last, locate, region_of, zone_of
+from .instances import configured_zones, last, locate, region_of, spread_zones, zone_of
 from .steps import ResourceStep
 
 # Image projects whose images cannot boot a G2 (L4) machine (guide 2-1, B-1).
@@ -83,7 +83,7 @@ class ZonesStep(ResourceStep):
             request={"project": ctx.project, "filter": f'name = "{accelerator}"'})
         offering = sorted({last(scope) for scope, scoped in pairs
                            if any(a.name == accelerator for a in scoped.accelerator_types)})
-        wanted = configured_zones(ctx)
+        wanted = spread_zones(ctx, offering)
         ctx.notes["candidates"] = [z for z in wanted if z in offering]
         return {"offering": offering, "wanted": wanted}
 

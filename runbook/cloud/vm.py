@@ -29,7 +29,7 @@ HOSTKEY_WAIT_S = 90  # the guest agent publishes host keys shortly after the fir
 
 
 def _label(ctx: CloudContext) -> str:
-    return ctx.settings.gcp.instance_name
+    return ctx.instance_name
 
 
 def _ssh_key_item(ctx: CloudContext) -> compute_v1.Items | None:
@@ -53,7 +53,7 @@ def body(ctx: CloudContext, zone: str) -> compute_v1.Instance:
         items.append(key)
     image = ctx.notes.get("image") or f"projects/{g.image_project}/global/images/family/{g.image_family}"
     return compute_v1.Instance(
-        name=g.instance_name,
+        name=ctx.instance_name,
         machine_type=f"zones/{zone}/machineTypes/{g.machine_type}",
         guest_accelerators=[compute_v1.AcceleratorConfig(
             accelerator_type=f"zones/{zone}/acceleratorTypes/{g.accelerator_type}",
@@ -97,7 +97,7 @@ def desired_shape(ctx: CloudContext) -> dict[str, str]:
 def _create_diff(ctx: CloudContext, zones: list[str]) -> str:
     g = ctx.settings.gcp
     fallback = f" (then {', '.join(zones[1:])} on a stockout)" if len(zones) > 1 else ""
-    lines = [f"name: {g.instance_name}", f"zone: {zones[0] if zones else g.zone}{fallback}",
+    lines = [f"name: {ctx.instance_name}", f"zone: {zones[0] if zones else g.zone}{fallback}",
              *(f"{k}: {v}" for k, v in desired_shape(ctx).items()),
              f"image: {last(ctx.notes.get('image', '')) or g.image_family}",
              f"tags: {', '.join(g.tags)}", "external IP: ephemeral (guide 5-1)"]
@@ -143,7 +143,7 @@ class InstanceStep(ResourceStep):
     def plan(self, instance, ctx: CloudContext) -> Plan:
         if instance is None:
             zones = ctx.notes.get("candidates", configured_zones(ctx))
-            return Plan(True, f"create {ctx.settings.gcp.instance_name} in {zones[0] if zones else '?'}",
+            return Plan(True, f"create {ctx.instance_name} in {zones[0] if zones else '?'}",
                         _create_diff(ctx, zones), data=("create", zones))
         where = f"in {zone_of(instance)}"
         if instance.status == "RUNNING":
@@ -203,7 +203,7 @@ def _after_create(ctx: CloudContext, change: str, unchanged: str = "") -> Plan:
     """Dry run of a VM that does not exist yet: what this step will do (or find) once it does."""
     if ctx.dry_run:
         return Plan(True, f"after the VM is created: {change}") if change else Plan(False, unchanged)
-    return Plan(False, error=f"{ctx.settings.gcp.instance_name} not found")
+    return Plan(False, error=f"{ctx.instance_name} not found")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -243,7 +243,7 @@ class AddressStep(ResourceStep):
 
     def read(self, ctx: CloudContext):
         instance = locate(ctx)
-        return instance, state.find(ctx.root, ctx.settings.gcp.instance_name)
+        return instance, state.find(ctx.root, ctx.instance_name)
 
     def plan(self, fact, ctx: CloudContext) -> Plan:
         instance, recorded = fact
@@ -298,7 +298,7 @@ class OsLoginStep(ResourceStep):
             return Plan(False, fact["skip"])
         if not fact["on"]:
             return Plan(False, "off: ssh-keys metadata is used")
-        ssh, name = ctx.settings.ssh, ctx.settings.gcp.instance_name
+        ssh, name = ctx.settings.ssh, ctx.instance_name
         ctx.out.warn(
             f"OS Login is on for {name} (enable-oslogin=TRUE in the {fact['where']} metadata): the VM ignores the "
             f"ssh-keys metadata, so {ssh.user} with {ssh.key_file or 'the configured key'} will be refused. Either "
@@ -414,7 +414,7 @@ class ShapeStep(ResourceStep):
             return Plan(False, f"{want['machine_type']}, {want['accelerators']}, {want['boot_disk']}")
         fields = [k for k in want if have.get(k) != want[k]]
         return Plan(False, f"drift in {', '.join(fields)}; not recreated", diff, error=(
-            f"{ctx.settings.gcp.instance_name} differs from the settings in {', '.join(fields)}:\n{diff.rstrip()}\n"
+            f"{ctx.instance_name} differs from the settings in {', '.join(fields)}:\n{diff.rstrip()}\n"
             "The runbook does not recreate a VM to fix this (its disk holds the models and services). Make hosts.toml "
             "match the VM, change the VM by hand (stop it first), or replace it: inv cleanup --delete, then inv vm."))
 

@@ -631,6 +631,10 @@ def _remove(sim: Simulator, ctx: OpContext, snapshot: dict) -> None:
     with sim.store.lock:
         proj = sim.store.project(ctx.project)
         inst = proj["instances"].get(zone, {}).pop(name, None)
+        if inst is not None:  # a deleted VM leaves its unmanaged instance groups
+            from .api_lb import forget_instance
+
+            forget_instance(sim, ctx.project, inst["selfLink"])
         disks = proj["disks"].get(zone, {})
         for entry in (inst or {}).get("disks", []):
             disk = disks.get(last(entry["source"]))

@@ -1,4 +1,4 @@
-"""zoneOperations and globalOperations: get, list, wait, delete."""
+"""zoneOperations, regionOperations and globalOperations: get, list, wait, delete."""
 
 from __future__ import annotations
 
@@ -60,6 +60,40 @@ def list_global_ops(sim: Simulator, req: Request) -> dict:
 def delete_global_op(sim: Simulator, req: Request) -> dict:
     with sim.store.lock:
         sim.ops.find(req.project, None, req.params["operation"])
+        ops = sim.store.project(req.project)["operations"]
+        if ops[req.params["operation"]]["status"] == "DONE":
+            del ops[req.params["operation"]]
+            sim.store.commit()
+    return {}
+
+
+# regionOperations: the load balancer's regional resources (health checks, backend services, forwarding rules)
+
+
+@route("GET", "/regions/{region}/operations/{operation}")
+def get_region_op(sim: Simulator, req: Request) -> dict:
+    with sim.store.lock:
+        return public(sim.ops.find(req.project, None, req.params["operation"], req.params["region"]))
+
+
+@route("POST", "/regions/{region}/operations/{operation}/wait")
+def wait_region_op(sim: Simulator, req: Request) -> dict:
+    return sim.ops.wait(req.project, None, req.params["operation"], req.params["region"])
+
+
+@route("GET", "/regions/{region}/operations")
+def list_region_ops(sim: Simulator, req: Request) -> dict:
+    region = req.params["region"]
+    sim.require_region(req.project, region)
+    with sim.store.lock:
+        items = sim.ops.listing(req.project, None, region)
+    return listing(req, items, "compute#operationList", sim.link(req.project, "regions", region, "operations"))
+
+
+@route("DELETE", "/regions/{region}/operations/{operation}")
+def delete_region_op(sim: Simulator, req: Request) -> dict:
+    with sim.store.lock:
+        sim.ops.find(req.project, None, req.params["operation"], req.params["region"])
         ops = sim.store.project(req.project)["operations"]
         if ops[req.params["operation"]]["status"] == "DONE":
             del ops[req.params["operation"]]

@@ -74,10 +74,12 @@ class Operations:
         task_name: str | None = None,
         spec: dict | None = None,
         request_id: str | None = None,
+        region: str | None = None,
     ) -> dict:
-        """Record a PENDING operation and launch its worker. Call with the store lock held."""
+        """Record a PENDING operation (zonal, regional with *region*, else global) and launch its worker.
+        Call with the store lock held."""
         name = _op_name()
-        scope = ("zones", zone) if zone else ("global",)
+        scope = ("zones", zone) if zone else ("regions", region) if region else ("global",)
         op = {
             "kind": "compute#operation",
             "id": new_id(),
@@ -94,6 +96,8 @@ class Operations:
         }
         if zone:
             op["zone"] = self.sim.link(project, "zones", zone)
+        if region and not zone:
+            op["region"] = self.sim.link(project, "regions", region)
         proj = self.store.project(project)
         proj["operations"][name] = op
         if request_id:
@@ -165,12 +169,20 @@ class Operations:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def find(self, project: str, zone: str | None, name: str) -> dict:
+    def find(self, project: str, zone: str | None, name: str, region: str | None = None) -> dict:
         op = self.store.project(project)["operations"].get(name)
-        if op is None or (op.get("zone") or None) != (self.sim.link(project, "zones", zone) if zone else None):
-            where = f"zones/{zone}" if zone else "global"
+        if op is None or self._scope(op) != self._want(project, zone, region):
+            where = f"zones/{zone}" if zone else f"regions/{region}" if region else "global"
             raise errors.not_found(f"projects/{project}/{where}/operations/{name}")
         return op
+
+    @staticmethod
+    def _scope(op: dict) -> tuple[str | None, str | None]:
+        return op.get("zone") or None, op.get("region") or None
+
+    def _want(self, project: str, zone: str | None, region: str | None) -> tuple[str | None, str | None]:
+        return (self.sim.link(project, "zones", zone) if zone else None,
+                self.sim.link(project, "regions", region) if region and not zone else None)
 
     def by_request_id(self, project: str, request_id: str | None) -> dict | None:
         if not request_id:
@@ -180,21 +192,21 @@ class Operations:
         op = proj["operations"].get(name) if name else None
         return public(op) if op else None
 
-    def wait(self, project: str, zone: str | None, name: str) -> dict:
+    def wait(self, project: str, zone: str | None, name: str, region: str | None = None) -> dict:
         """Block until DONE, a status change, or `wait_max_s` (the real API may also return early)."""
         deadline = time.monotonic() + self.sim.faults.wait_max_s
         with self.store.lock:
-            op = self.find(project, zone, name)
+            op = self.find(project, zone, name, region)
             first = op["status"]
             while op["status"] != "DONE" and op["status"] == first:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self.sim.stopping.is_set():
                     break
                 self.store.changed.wait(min(remaining, 0.5))
-                op = self.find(project, zone, name)
+                op = self.find(project, zone, name, region)
             return public(op)
 
-    def listing(self, project: str, zone: str | None) -> list[dict]:
-        want = self.sim.link(project, "zones", zone) if zone else None
+    def listing(self, project: str, zone: str | None, region: str | None = None) -> list[dict]:
+        want = self._want(project, zone, region)
         ops = self.store.project(project)["operations"].values()
-        return [public(op) for op in ops if (op.get("zone") or None) == want]
+        return [public(op) for op in ops if self._scope(op) == want]

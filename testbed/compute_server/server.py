@@ -32,7 +32,18 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import ValidationError
 
-from . import api_catalog, api_disks, api_firewalls, api_instances, api_operations, api_projects, errors, routes, strict  # noqa: F401, E501
+from . import (  # noqa: F401, E501
+    api_catalog,
+    api_disks,
+    api_firewalls,
+    api_instances,
+    api_lb,
+    api_operations,
+    api_projects,
+    errors,
+    routes,
+    strict,
+)
 from .backend import Backend
 from .faults import Faults
 from .sim import Simulator
@@ -219,6 +230,7 @@ class ComputeServer:
         token: str | None = None,
     ):
         self.sim = Simulator(Store(state_path), faults, backend)
+        self.sim.data_plane.start()
         strict.load()  # read compute.v1.json now, not inside the first request
         self.httpd = _HTTPServer((host, port), _Handler)
         self.httpd.sim = self.sim

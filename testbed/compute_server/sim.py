@@ -35,6 +35,9 @@ class Simulator:
             self.store.data["faults"] = self._faults.model_dump()
             self.store.commit()
         self.ops = Operations(self)
+        from .dataplane import DataPlane
+
+        self.data_plane = DataPlane(self)
 
     # -- faults -----------------------------------------------------------------------------
 
@@ -115,6 +118,21 @@ class Simulator:
         publish = getattr(self.backend, "guest_attributes", None)
         return list(publish(instance)) if publish else []
 
+    def lb_address(self, project: str, scheme: str) -> str:
+        """An address for a new forwarding rule: the backend's pool if it has one (the sandbox's answers on this
+        machine), else documentation space (RFC 5737 TEST-NET-2) for external and the region's internal range
+        for internal rules; never one another rule holds. Call with the store lock held."""
+        taken = {r.get("IPAddress") for rules in self.store.project(project)["forwardingRules"].values()
+                 for r in rules.values()}
+        pool = getattr(self.backend, "lb_addresses", None)
+        candidates = pool(scheme) if pool else (
+            (f"198.51.100.{n}" for n in range(10, 255)) if scheme == "EXTERNAL" else
+            (f"10.127.255.{n}" for n in range(10, 255)))
+        for address in candidates:
+            if address not in taken:
+                return address
+        raise errors.ApiError(403, "quotaExceeded", "Quota 'FORWARDING_RULES' exceeded.", domain="usageLimits")
+
     # -- helpers ----------------------------------------------------------------------------
 
     @staticmethod
@@ -160,6 +178,7 @@ class Simulator:
 
     def stop(self, timeout: float = 5.0) -> None:
         self.stopping.set()
+        self.data_plane.stop()
         with self.store.lock:
             self.store.changed.notify_all()
         for t in list(self.workers):

@@ -44,7 +44,9 @@ def public(resource: dict) -> dict:
 
 
 def _empty_project() -> dict:
-    return {"firewalls": {}, "instances": {}, "disks": {}, "operations": {}, "request_ids": {}}
+    return {"firewalls": {}, "instances": {}, "disks": {}, "operations": {}, "request_ids": {},
+            # the load balancer's resources: instance groups by zone; the rest by region
+            "instanceGroups": {}, "healthChecks": {}, "backendServices": {}, "forwardingRules": {}}
 
 
 class Store:
