@@ -93,6 +93,16 @@ def test_idle_vm_stops_and_a_busy_one_does_not(project: Path):
     again = inv("autostop", "--config", config, "--report", str(project / "again.json"))
     assert again.returncode == 0, again.stdout + again.stderr
     assert report(project / "again.json")["sections"][0]["changed"] == 0
+    # --idle overrides hosts.toml for one run; --dry-run shows that change and makes none.
+    dry = inv("autostop", "--config", config, "--idle", "1m", "--dry-run", "--output", "json")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    steps = [json.loads(line) for line in dry.stdout.splitlines() if line.startswith("{")]
+    (unit_step,) = [o for o in steps if o.get("title", "").endswith(".service")]
+    assert unit_step["status"] == "changed" and "+ExecStart=/usr/bin/python3 /usr/local/sbin/l4rb-autostop " \
+        "--idle 60 --period 5 " in unit_step["diff"], unit_step
+    assert "--idle 20 --period 5 " in (host.root / "etc/systemd/system/l4rb-autostop.service").read_text()
+    bad = inv("autostop", "--config", config, "--idle", "soon")
+    assert bad.returncode == 2 and "--idle 'soon'" in bad.stdout + bad.stderr
 
     # vLLM's own counter: a finished completion is seen by the next check (after the first, which sets the clock).
     assert wait_for(lambda: agent_state(host), bool, 3 * PERIOD), "no check ran after the install"
