@@ -147,9 +147,9 @@ def run_host_sections(names: list[str], opts: Options, out: Output | None = None
     out = out or make_output(opts)
     cfg = cfg or load(opts, out)
     left_out = [n for n in names if HOST_SECTIONS[n].applies and not HOST_SECTIONS[n].applies(cfg.settings)]
-    if left_out:
-        out.info(f"{', '.join(left_out)}: not set in {opts.config}, left out")
-        names = [n for n in names if n not in left_out]
+    names = [n for n in names if n not in left_out]
+    if left_out and not names:  # said only when nothing is left to run (a deploy does not mention it)
+        out.info(f"{', '.join(left_out)}: not set in {opts.config}, nothing to run")
     if "promtail" in names:
         from .sections import promtail
 
