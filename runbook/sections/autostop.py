@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..engine.steps import Command, File, Service, Step, q
+from ..transport import RUN_LOCK
 from .common import HostInfo
 
 TIMER = "l4rb-autostop.timer"
@@ -45,7 +46,7 @@ def service_text(cfg: Config) -> str:
         "--vllm-metrics", f"http://127.0.0.1:{s.vllm.port}/metrics",
         "--app-metrics", f"http://127.0.0.1:{s.ai_server.port}/metrics",
         *(word for handler in ignored_handlers(cfg) for word in ("--ignore-handler", handler)),
-        "--state", STATE_FILE,
+        "--state", STATE_FILE, "--run-lock", RUN_LOCK,
     ]
     return (
         "# Managed by l4-runbook (idle auto-stop).\n"

@@ -11,7 +11,8 @@ counters and compares it with the previous run's, kept in the state file:
   handlers named by ``--ignore-handler`` (its own ``/metrics`` scrape, health checks, and ``none``: requests
   that matched no route, e.g. scanners on an open port).
 
-A request running or waiting, or either counter having grown, resets the clock; after ``--idle`` seconds
+A request running or waiting, either counter having grown, or an l4-runbook run holding this host (its run
+lock, ``--run-lock``: a deploy must not lose its VM half-way) resets the clock; after ``--idle`` seconds
 without any, the VM is powered off (``systemctl poweroff``): on Compute Engine a guest that shuts down
 leaves a stopped (TERMINATED) VM whose disk is kept. A counter that went down was reset (its service
 restarted); its new value counts as requests, as Prometheus' ``increase()`` reads a reset.
@@ -160,8 +161,8 @@ def increase(previous: float | None, current: float) -> float:
 
 
 def _activity(previous: dict, sample: dict) -> list[str]:
-    """What in *sample* shows requests since *previous* (the last known counters)."""
-    found = []
+    """What in *sample* shows requests since *previous* (the last known counters), or a run changing the host."""
+    found = ["an l4-runbook run holds this host"] if sample.get("run_lock_held") else []
     vllm, app = sample["vllm"], sample["app"]
     if vllm["status"] == OK:
         if vllm["running"] or vllm["waiting"]:
@@ -231,8 +232,28 @@ def fetch(url: str, timeout: float = 5.0) -> tuple[str, str]:
         return UNKNOWN, f"{url}: {err}"
 
 
-def sample(vllm_url: str, app_url: str, ignore_handlers: list[str]) -> dict:
-    out = {}
+def lock_held(path: str, locks: str = "/proc/locks") -> bool:
+    """Whether a process holds a lock on *path*, as the kernel lists it in /proc/locks (proc(5): "ID: TYPE
+    ADVISORY MODE PID MAJOR:MINOR:INODE START END", device numbers in hex). Read, never taken: taking it,
+    even for a moment, could turn a run away."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return False
+    want = (os.major(info.st_dev), os.minor(info.st_dev), info.st_ino)
+    with open(locks) as fh:
+        for line in fh:
+            fields = line.split()
+            if len(fields) < 6 or fields[1] == "->":  # "->": a process waiting for the lock, not holding it
+                continue
+            parts = fields[5].split(":")
+            if len(parts) == 3 and (int(parts[0], 16), int(parts[1], 16), int(parts[2])) == want:
+                return True
+    return False
+
+
+def sample(vllm_url: str, app_url: str, ignore_handlers: list[str], run_lock: str = "") -> dict:
+    out: dict = {"run_lock_held": bool(run_lock) and lock_held(run_lock)}
     for key, url in (("vllm", vllm_url), ("app", app_url)):
         status, body = fetch(url)
         if status != OK:
@@ -272,9 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--app-metrics", required=True, help="the app's /metrics URL")
     p.add_argument("--ignore-handler", action="append", default=[], help="app handler that is not a request")
     p.add_argument("--state", required=True, help="the state file (idle since, last counters)")
+    p.add_argument("--run-lock", default="", help="a file that l4-runbook runs hold locked while they change the host")
     args = p.parse_args(argv)
     now = time.time()
-    state = judge(load_state(args.state), sample(args.vllm_metrics, args.app_metrics, args.ignore_handler),
+    state = judge(load_state(args.state),
+                  sample(args.vllm_metrics, args.app_metrics, args.ignore_handler, args.run_lock),
                   now, boot_id(), args.idle, args.period)
     save_state(args.state, state)
     idle_for = now - state["idle_since"]

@@ -9,6 +9,7 @@ with, on the vLLM stand-in's real output and on what prometheus_client itself wr
 from __future__ import annotations
 
 import ast
+import fcntl
 import json
 import shutil
 import subprocess
@@ -93,6 +94,7 @@ CASES = (
          HELD, 170, "no vllm:num_requests_running"),
     Case("app-timeout", kept(), vllm(success=5), unknown("timed out"), 170, HELD, 170, "timed out"),
     Case("requests-beat-unknown", kept(), vllm(running=1, success=5), unknown("timed out"), 170, BUSY, 170),
+    Case("runbook-run-in-progress", kept(), vllm(success=5), app(7), 170, BUSY, 170, "l4-runbook run"),
     Case("new-boot", kept(boot="boot-0"), vllm(success=0), app(0), 400, RESET, 400, "since boot"),
     Case("gap-after-timer-stopped", kept(checked=150), vllm(success=5), app(7), 181, RESET, 181, "no check for 31s"),
     Case("gap-within-three-periods", kept(checked=150), vllm(success=5), app(7), 179, STOP, 100),
@@ -101,7 +103,8 @@ CASES = (
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_idle_decision(case: Case):
-    state = judge(case.previous, {"vllm": case.vllm, "app": case.app}, case.now, BOOT, LIMIT, PERIOD)
+    sample = {"vllm": case.vllm, "app": case.app, "run_lock_held": case.id == "runbook-run-in-progress"}
+    state = judge(case.previous, sample, case.now, BOOT, LIMIT, PERIOD)
     assert (state["verdict"], state["idle_since"]) == (case.verdict, case.idle_since), state
     assert case.why in state["why"]
     assert state["checked"] == case.now and state["boot_id"] == BOOT
@@ -123,6 +126,20 @@ def test_a_sequence_of_checks_stops_one_period_after_the_limit():
             break
     assert verdicts[0] == (0, RESET) and (30, BUSY) in verdicts
     assert verdicts[-1] == (90, STOP) and all(v == IDLE for t, v in verdicts if t not in (0, 30, 90))
+
+
+def test_a_runbook_run_is_seen_through_the_kernels_lock_list(tmp_path):
+    """The run lock as the kernel lists it (/proc/locks), held by a real flock, and never taken by the check."""
+    lock = tmp_path / "run.lock"
+    lock.touch()
+    assert not autostop_agent.lock_held(str(lock)) and not autostop_agent.lock_held(str(tmp_path / "absent"))
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as the run's `flock -n 8` holds it
+        assert autostop_agent.lock_held(str(lock))
+        assert subprocess.run(["flock", "-n", str(lock), "true"]).returncode == 1  # held, by us
+    assert not autostop_agent.lock_held(str(lock))
+    # The check only read it: a run that comes now gets the lock at once.
+    assert subprocess.run(["flock", "-n", str(lock), "true"]).returncode == 0
 
 
 # -- the exposition-format reader against prometheus_client's -----------------------------------------
@@ -233,6 +250,7 @@ def test_steps_install_remove_or_leave_alone():
     assert "--idle 1800 --period 60 " in exec_start and "--vllm-metrics http://127.0.0.1:8001/metrics" in exec_start
     assert "--app-metrics http://127.0.0.1:8000/metrics" in exec_start
     assert "--ignore-handler /metrics --ignore-handler /health --ignore-handler none" in exec_start
+    assert exec_start.endswith("--run-lock /run/l4-runbook.run.lock")  # the lock every host run holds
     assert "OnActiveSec=60s" in timer.content and "OnUnitActiveSec=60s" in timer.content
     assert service.notify == timer.notify == (autostop.TIMER,) and running.unit == autostop.TIMER
     # The timer is restarted (and systemd reloaded) when either unit file changed.
