@@ -133,17 +133,23 @@ def run_on_host(cfg: config_mod.Config, transport: Transport, names: Iterable[st
 
 
 def run_host_sections(names: list[str], opts: Options, out: Output | None = None,
-                      prior: Iterable[SectionResult] = ()) -> list[SectionResult]:
+                      prior: Iterable[SectionResult] = (), cfg: config_mod.Config | None = None) -> list[SectionResult]:
     """Run *names* on every targeted host in parallel; exit non-zero if any step failed.
 
-    *prior* results (the cloud sections of a deploy) go into the same summary and report.
+    *prior* results (the cloud sections of a deploy) go into the same summary and report. *cfg*: settings
+    already loaded (a task that overrides one of them from its own flags); else hosts.toml is read here.
+    A section that does not apply to these settings (autostop without autostop.idle) is left out.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     from .inventory import transports
 
     out = out or make_output(opts)
-    cfg = load(opts, out)
+    cfg = cfg or load(opts, out)
+    left_out = [n for n in names if HOST_SECTIONS[n].applies and not HOST_SECTIONS[n].applies(cfg.settings)]
+    names = [n for n in names if n not in left_out]
+    if left_out and not names:  # said only when nothing is left to run (a deploy does not mention it)
+        out.info(f"{', '.join(left_out)}: not set in {opts.config}, nothing to run")
     if "promtail" in names:
         from .sections import promtail
 

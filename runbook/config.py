@@ -586,6 +586,49 @@ class MonitoringConfig(Strict):
     prometheus_job_prefix: UnitName = "l4rb"  # scrape jobs are <prefix>-node, -dcgm, -vllm, -app
 
 
+_SPAN = re.compile(r"(\d+)([smhd])")
+_SPAN_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+Span = Annotated[str, Field(pattern=r"^(\d+[smhd])+$")]
+
+
+def span_seconds(text: str) -> int:
+    """'1h30m' -> 5400: whole units of s, m, h, d written together (hosts.toml and `inv autostop --idle`)."""
+    if not re.fullmatch(r"(\d+[smhd])+", text):
+        raise ValueError(f"{text!r} is not a time span like 30m, 90s or 1h30m")
+    return sum(int(n) * _SPAN_SECONDS[unit] for n, unit in _SPAN.findall(text))
+
+
+class AutostopConfig(Strict):
+    """Idle auto-stop: power the VM off after a stretch with no requests (vLLM's and the app's own counters).
+
+    idle = "" leaves the hosts as they are (deploy does not touch autostop); "off" removes it; a span such
+    as "30m" installs it. The timer checks every ``period``; seconds are allowed for tests.
+    """
+
+    idle: Annotated[str, Field(pattern=r"^((\d+[smhd])+|off)?$")] = ""
+    period: Span = "1m"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.idle) and self.idle != "off"
+
+    @property
+    def idle_seconds(self) -> int:
+        return span_seconds(self.idle) if self.enabled else 0
+
+    @property
+    def period_seconds(self) -> int:
+        return span_seconds(self.period)
+
+    @model_validator(mode="after")
+    def _sane(self) -> AutostopConfig:
+        if self.period_seconds < 1:
+            raise ValueError("period: must be at least 1s")
+        if self.enabled and self.idle_seconds < self.period_seconds:
+            raise ValueError(f"idle: {self.idle} is shorter than the check period {self.period}")
+        return self
+
+
 class Settings(Strict):
     """The whole hosts.toml."""
 
@@ -597,6 +640,7 @@ class Settings(Strict):
     vllm: VllmConfig = VllmConfig()
     ai_server: AiServerConfig = AiServerConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    autostop: AutostopConfig = AutostopConfig()
     secrets_file: str = "secrets.env"
 
     @model_validator(mode="before")

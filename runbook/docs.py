@@ -12,7 +12,7 @@ from pathlib import Path
 from . import config
 from .cloud import CLOUD_SECTIONS
 from .cloud.cleanup import steps as cleanup_steps
-from .sections import HOST_SECTIONS
+from .sections import HOST_SECTIONS, Section, autostop
 from .sections.app_source import LocalSource
 from .sections.common import HostInfo
 
@@ -36,6 +36,8 @@ def runbook_markdown(repo: Path) -> str:
     data["inventory"] = {"target": "hosts", "hosts": [{"name": "HOST", "address": "203.0.113.10"}]}
     promtail = data.setdefault("monitoring", {}).setdefault("promtail", {})
     promtail["loki_url"] = promtail.get("loki_url") or LOKI
+    # Autostop as a configured VM has it (the example leaves it unset, and then a deploy skips it).
+    data.setdefault("autostop", {})["idle"] = data.get("autostop", {}).get("idle") or "30m"
     s = config.parse_settings(data, str(repo / "hosts.toml"))
     cfg = config.Config(settings=s, secrets=config.load_secrets(s, repo, PLACEHOLDERS), root=repo)
     host = HostInfo(name="HOST", login_user=cfg.settings.ssh.user)
@@ -67,7 +69,8 @@ def runbook_markdown(repo: Path) -> str:
             out.append(f"| {step.guide} | {_cell(step.title)} | {_cell(doc['checks'])} | "
                        f"{_cell(doc['changes'])} | {_cell(doc['runs'])} |")
         out.append("")
-    for name, section in HOST_SECTIONS.items():
+    removal = Section("autostop --off", "8", "remove idle auto-stop", lambda cfg, host: autostop.removal_steps())
+    for name, section in [*HOST_SECTIONS.items(), (removal.name, removal)]:
         out += [f"## `inv {name}` — guide §{section.guide}: {section.title}", "",
                 "| guide | step | checks | changes | runs |", "|---|---|---|---|---|"]
         for step in section.all_steps(cfg, host):

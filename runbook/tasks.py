@@ -11,7 +11,7 @@ what it needs when it runs (tests/unit/test_startup.py keeps it that way).
 
 from invoke import Collection, Program, task
 
-from runbook import cli, tasks_checks, tasks_cloud, tasks_monitoring
+from runbook import cli, tasks_autostop, tasks_checks, tasks_cloud, tasks_monitoring
 from runbook.cloud import CLOUD_SECTIONS
 from runbook.sections import HOST_SECTIONS
 
@@ -75,8 +75,9 @@ def troubleshoot(c, config=cli.Options.config, local=False, hosts="", report="",
 
 ns = Collection(deploy, docs, tasks_cloud.firewall, tasks_cloud.vm, tasks_cloud.lb, tasks_cloud.cleanup,
                 tasks_checks.verify, troubleshoot, tasks_monitoring.monitoring_config)
+CUSTOM_TASKS = {"autostop": tasks_autostop.autostop}  # host sections whose task takes flags of its own
 for _name in HOST_SECTIONS:
-    ns.add_task(_section_task(_name))
+    ns.add_task(CUSTOM_TASKS.get(_name) or _section_task(_name))
 
 try:  # the test bed's tasks, where the `sandbox` extra (or a checkout) provides it
     from testbed.tasks import sandbox

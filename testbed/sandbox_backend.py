@@ -5,6 +5,10 @@ fake L4) and reports its 10.231.N.2 address as the external IP; stop powers it o
 root, start boots it again, delete removes it. Which host plays which instance is kept in
 <sandbox state dir>/compute-vms.json, so every call is idempotent: creating the same instance
 twice (a retried operation after a server restart) reuses its host.
+
+A guest that powers itself off (`systemctl poweroff` inside the host: its systemd-nspawn exits) is
+noticed by `watch` and reported to the server, which shows the instance TERMINATED with its disk
+kept, as Compute Engine does when a VM's operating system shuts down.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,6 +33,8 @@ def _key(instance: dict) -> str:
 
 
 class SandboxBackend:
+    WATCH_EVERY_S = 1.0  # how often `watch` looks at the hosts (a guest's poweroff itself takes seconds)
+
     def __init__(self, sandbox=None, folder: Path | None = None):
         if sandbox is None:
             from testbed import sandbox
@@ -81,6 +88,41 @@ class SandboxBackend:
             name = mapping.get(_key(instance))
             if self._known(mapping, name):
                 self.sandbox.poweroff(name)
+
+    def powered_off(self, seen_running: set[str]) -> list[str]:
+        """Instance keys whose host was running when last looked at (*seen_running*, updated here) and is
+        stopped now: their guest powered itself off, or the host was stopped through the API meanwhile."""
+        with self._mapping() as mapping:
+            hosts = dict(mapping)
+        states = {h.name: h.state for h in self.sandbox.status()}
+        gone = []
+        for key, name in hosts.items():
+            if states.get(name) == "running":
+                seen_running.add(key)
+            elif key in seen_running:
+                seen_running.discard(key)
+                gone.append(key)
+        seen_running &= set(hosts)
+        return gone
+
+    def watch(self, report: Callable[[str, str, str], None], stopping: threading.Event) -> None:
+        """Report every guest that powers itself off as report(project, zone, name), until *stopping* is set.
+
+        The server ignores a report for an instance it is stopping, starting or deleting itself (its
+        status is not RUNNING then), so a stop through the API is not reported twice.
+        """
+        def loop() -> None:
+            seen: set[str] = set()
+            while not stopping.wait(self.WATCH_EVERY_S):
+                try:
+                    gone = self.powered_off(seen)
+                except (OSError, ValueError):  # a state file being replaced: look again next time
+                    continue
+                for key in gone:
+                    project, zone, name = key.split("/", 2)
+                    report(project, zone, name)
+
+        threading.Thread(target=loop, name="sandbox-guest-watch", daemon=True).start()
 
     def guest_attributes(self, instance: dict) -> list[dict]:
         """The VM's real SSH host keys, as its guest agent publishes them under `hostkeys/` (key = key type,

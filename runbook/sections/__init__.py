@@ -13,7 +13,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from ..config import Config, Settings
     from ..engine.steps import Step
     from .common import HostInfo
 
@@ -38,6 +38,8 @@ class Section:
     # Steps that only wait (e.g. for vLLM's first start): a deploy runs them after the later
     # sections, so a long start overlaps with installing the rest.
     late: Callable[[Config, HostInfo], list[Step]] | None = None
+    # Whether a run of several sections (deploy) includes this one for these settings; None: always.
+    applies: Callable[[Settings], bool] | None = None
 
     def all_steps(self, cfg: Config, host: HostInfo) -> list[Step]:
         return [*self.build(cfg, host), *(self.late(cfg, host) if self.late else [])]
@@ -64,5 +66,7 @@ HOST_SECTIONS: dict[str, Section] = {
                 hints={"7-5": "check the release URL and checksum list in monitoring.node_exporter"}),
         Section("promtail", "7", "log shipping to Loki (promtail or Alloy)", _from("promtail", "steps"),
                 hints={"7-6": "inv troubleshoot --only B-17 (Loki unreachable) / B-18 (log dir) / B-19 (mixed logs)"}),
+        Section("autostop", "8", "idle auto-stop: power off after no requests", _from("autostop", "steps"),
+                applies=_from("autostop", "configured")),
     ]
 }

@@ -21,13 +21,14 @@ from ..engine.output import Output
 from ..errors import RunbookError
 from ..facts import HostFacts, gather
 from ..secrets import mask
+from ..sections.autostop_row import AUTOSTOP_ROWS
 from ..transport import Transport
 from .current_rows import CURRENT_ROWS
 from .reach import Reach
 from .rows import FAIL, OK, SKIP, WARN, Facts
 from .rows import ROWS as GUIDE_ROWS
 
-ROWS = (*GUIDE_ROWS, *CURRENT_ROWS)  # the guide's section 6, then the current-components rows
+ROWS = (*GUIDE_ROWS, *CURRENT_ROWS, *AUTOSTOP_ROWS)  # the guide's section 6, current components, autostop
 
 STYLE = {OK: "green", FAIL: "bold red", SKIP: "yellow", WARN: "yellow"}
 

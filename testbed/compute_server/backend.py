@@ -33,6 +33,9 @@ class Backend(Protocol):
 
     # Optional: `guest_attributes(instance) -> [{"namespace", "key", "value"}]`, what the VM's guest agent
     # publishes (its SSH host keys under namespace "hostkeys"); without it getGuestAttributes finds none.
+    # Optional: `watch(report, stopping)`, called once when the server starts: the backend calls
+    # `report(project, zone, name)` whenever a VM's guest powered itself off (until `stopping` is set), and the
+    # instance becomes TERMINATED as on Compute Engine (guest.py); without it a VM only stops through the API.
 
 
 class DocumentationBackend:

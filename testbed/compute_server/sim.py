@@ -10,7 +10,7 @@ import random
 import re
 import threading
 
-from . import catalog, errors
+from . import catalog, errors, guest
 from .backend import Backend, DocumentationBackend
 from .faults import Faults
 from .operations import Operations
@@ -38,6 +38,9 @@ class Simulator:
         from .dataplane import DataPlane
 
         self.data_plane = DataPlane(self)
+        watch = getattr(self.backend, "watch", None)
+        if watch is not None:  # a backend whose VMs can power themselves off reports it (backend.py)
+            watch(self.guest_stopped, self.stopping)
 
     # -- faults -----------------------------------------------------------------------------
 
@@ -112,6 +115,10 @@ class Simulator:
     def require_region(self, project: str, region: str) -> None:
         if region not in self.regions():
             raise errors.not_found(f"projects/{project}/regions/{region}")
+
+    def guest_stopped(self, project: str, zone: str, name: str) -> bool:
+        """The VM's guest powered itself off (guest.py)."""
+        return guest.guest_stopped(self, project, zone, name)
 
     def backend_guest_attributes(self, instance: dict) -> list[dict]:
         """[{namespace, key, value}] the VM's guest agent published; a backend without the hook publishes none."""

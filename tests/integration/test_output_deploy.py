@@ -17,12 +17,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from runbook.verify.current_rows import CURRENT_ROWS
-from runbook.verify.rows import ROWS as GUIDE_ROWS
+from runbook.verify.run import ROWS
 
 from helpers import OCR, REPO, SECRET, TOKEN, assert_no_secret
-
-ROWS = (*GUIDE_ROWS, *CURRENT_ROWS)  # every row inv verify prints
 
 pytestmark = pytest.mark.integration
 SCHEMA = json.loads((REPO / "docs" / "report-schema.json").read_text())

@@ -17,6 +17,7 @@ OURS_ALLOWED = {
     "runbook.cloud", "runbook.sections", "runbook.engine", "runbook.engine.results", "runbook.errors",
     "runbook.secrets", "runbook.envfile", "testbed", "testbed.tasks",
     "runbook.tasks_monitoring",  # the monitoring-config task: stdlib and invoke until it runs
+    "runbook.tasks_autostop",  # the autostop task (its own flags): stdlib and invoke until it runs
     "runbook.engine.status",  # the one result vocabulary (stdlib only), re-exported by engine.results
 }
 THIRD_PARTY_ALLOWED = {"invoke"}  # inv itself; `fab` adds Fabric on its own
