@@ -315,9 +315,10 @@ def _loki_probes(s: Settings) -> list[Fact]:
 register(Diagnostic(
     "B-6", "DCGM package not found", "`sudo apt-get install -y datacenter-gpu-manager` -> `Unable to locate package`.",
     "The ubuntu-accelerator image has no NVIDIA CUDA apt repository registered.",
-    "dpkg status of the DCGM packages, apt's candidate for monitoring.dcgm.package and apt's own errors while it "
-    "reads its sources (a duplicate CUDA source with another Signed-By), cuda-keyring's status and the CUDA "
-    "sources under /etc/apt.",
+    "dpkg status of the DCGM packages; apt's candidates for the packages step 7-2 installs on this host (the "
+    "installed major's: datacenter-gpu-manager-4-core on DCGM 4, datacenter-gpu-manager on DCGM 3; without DCGM "
+    "the major 7-2 would pick); apt's own errors while it reads its sources (a duplicate CUDA source with another "
+    "Signed-By), cuda-keyring's status and the CUDA sources under /etc/apt.",
     "Moves a duplicate CUDA source aside (dated backup, with a diff) when apt refuses its sources; runs the dcgm "
     "section: registers the CUDA repository (7-1, cuda-keyring), updates apt's lists, installs DCGM of the major "
     "the host has (never a downgrade) and starts nvidia-dcgm, then the exporter steps.",
