@@ -108,7 +108,11 @@ def fix_b6(r: Repair, finding: Finding) -> Outcome:
                  "  dpkg -S \"$f\" >/dev/null 2>&1 && continue  # installed by a package (cuda-keyring): kept\n"
                  "  echo \"--- $f (moved to $f.l4rb-aside-$stamp)\"; sed 's/^/-/' \"$f\"\n"
                  "  mv -f \"$f\" \"$f.l4rb-aside-$stamp\"\n"
-                 "done\napt-get update -q")))
+                 # An unrelated repository that does not answer must not stop the fix: the re-check below decides.
+                 "done\napt-get update -q || true\n"
+                 # Checked again the way it was found: apt reading its sources must not complain any more.
+                 f"if e=$(apt-cache policy {q(r.settings.monitoring.dcgm.package)} 2>&1 | grep -E '^E: '); then\n"
+                 "  echo \"apt still refuses its sources: $e\" >&2; exit 1\nfi")))
     return _dcgm_section_fix(r, "B-6", extra)
 
 
