@@ -65,11 +65,13 @@ def _candidate(package_var: str) -> str:
             "f && $1 == \"Candidate:\" {print $2; exit}'")
 
 
-def shell(package_3: str, package_4: str, package_4_cuda: str) -> str:
+def shell(package_3: str, package_4: str, package_4_cuda: str, cuda: bool = True) -> str:
     return (
         "echo \"installed=$(dpkg-query -W -f='${Package}=${Version}=${db:Status-Status}\\n' 'datacenter-gpu-manager*' "
         "2>/dev/null | sed -n 's/=installed$//p' | tr '\\n' ' ')\"\n"
-        "cuda=$(nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\\([0-9][0-9]*\\)\\..*/\\1/p' | head -1)\n"
+        + ("cuda=$(nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\\([0-9][0-9]*\\)\\..*/\\1/p' | head -1)\n"
+           if cuda else "cuda=\n")
+        +
         f"p3={q(package_3)}; p4={q(package_4)}; template={q(package_4_cuda)}; p4cuda=${{template//'{{cuda}}'/$cuda}}\n"
         "echo \"cuda=$cuda\"; [ -n \"$cuda\" ] && echo \"cudapkg=$p4cuda\"\n"
         # One apt-cache call for every package (and apt's complaints about its sources, on stderr).
@@ -86,11 +88,16 @@ def shell(package_3: str, package_4: str, package_4_cuda: str) -> str:
 
 
 def apt(package_3: str = "datacenter-gpu-manager", package_4: str = "datacenter-gpu-manager-4-core",
-        package_4_cuda: str = "datacenter-gpu-manager-4-cuda{cuda}") -> Fact:
-    """The DCGM packages as dpkg and apt see them (one fact per run: the packages come from the settings)."""
-    return Fact(KEY, shell(package_3, package_4, package_4_cuda), timeout=20, parser=parse)
+        package_4_cuda: str = "datacenter-gpu-manager-4-cuda{cuda}", cuda: bool = True) -> Fact:
+    """The DCGM packages as dpkg and apt see them (one fact per run: the packages come from the settings).
+
+    *cuda*: also ask nvidia-smi for the driver's CUDA major and apt for DCGM 4's package of that major, which
+    the install step needs; diagnoses leave it out (nvidia-smi is the slowest probe of a whole batch).
+    """
+    return Fact(KEY + ":cuda" if cuda else KEY, shell(package_3, package_4, package_4_cuda, cuda), timeout=20,
+                parser=parse)
 
 
-def dcgm_apt(dcgm) -> Fact:
+def dcgm_apt(dcgm, cuda: bool = False) -> Fact:
     """:func:`apt` for the packages of *dcgm* (monitoring.dcgm)."""
-    return apt(dcgm.package, dcgm.package_4, dcgm.package_4_cuda)
+    return apt(dcgm.package, dcgm.package_4, dcgm.package_4_cuda, cuda)
