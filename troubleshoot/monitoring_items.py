@@ -101,7 +101,9 @@ def fix_b6(r: Repair, finding: Finding) -> Outcome:
         grep = " ".join(f"-e {q(u.rstrip('/'))}" for u in uris)
         extra.append(Command(
             guide="7-1", title=f"duplicate source(s) of {', '.join(uris)} moved aside",
-            check=f"! apt-cache policy {q(r.settings.monitoring.dcgm.package)} 2>&1 | grep -q '^E: '",
+            # apt's own complaints, read from its output: apt-cache exits non-zero when its sources are broken, so
+            # the status of a pipeline (under pipefail, as every script runs) would say the opposite.
+            check=f"[ -z \"$(apt-cache policy {q(r.settings.monitoring.dcgm.package)} 2>&1 | grep '^E: ')\" ]",
             run=("set -e; stamp=$(date -u +%Y%m%d-%H%M%S)\n"
                  f"for f in $(grep -lsF {grep} /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources); do\n"
                  f"  [ \"$f\" = {q(dcgm.CUDA_LIST)} ] && continue\n"
@@ -111,7 +113,8 @@ def fix_b6(r: Repair, finding: Finding) -> Outcome:
                  # An unrelated repository that does not answer must not stop the fix: the re-check below decides.
                  "done\napt-get update -q || true\n"
                  # Checked again the way it was found: apt reading its sources must not complain any more.
-                 f"if e=$(apt-cache policy {q(r.settings.monitoring.dcgm.package)} 2>&1 | grep -E '^E: '); then\n"
+                 f"e=$(apt-cache policy {q(r.settings.monitoring.dcgm.package)} 2>&1 | grep -E '^E: ' || true)\n"
+                 "if [ -n \"$e\" ]; then\n"
                  "  echo \"apt still refuses its sources: $e\" >&2; exit 1\nfi")))
     return _dcgm_section_fix(r, "B-6", extra)
 
