@@ -63,7 +63,8 @@ def script(facts: list[Fact]) -> str:
         by_limit.setdefault(fact.timeout, []).append(index)
     for limit, indexes in sorted(by_limit.items()):
         groups = " ".join(f"-$__l4rb_p{i}" for i in indexes)
-        lines.append(f"{{ sleep {limit}; kill -KILL -- {groups}; }} >/dev/null 2>&1 & __l4rb_w{limit}=$!")
+        # disowned: job control would otherwise report each watchdog it kills on stderr
+        lines.append(f"{{ sleep {limit}; kill -KILL -- {groups}; }} >/dev/null 2>&1 & __l4rb_w{limit}=$!; disown")
     lines.append("wait " + " ".join(f"$__l4rb_p{i}" for i in range(len(facts))))
     lines.append("kill -- " + " ".join(f"-$__l4rb_w{limit}" for limit in sorted(by_limit)) + " 2>/dev/null")
     lines.append("set +m")
