@@ -33,11 +33,11 @@ def libcuda(s: Settings) -> Fact:
         f"org.freedesktop.systemd1.Manager LoadUnit s {VLLM_UNIT} 2>/dev/null "
         "| sed -n 's/.*\"data\":\\[\"\\([^\"]*\\)\".*/\\1/p')\n"
         "ld=$(busctl --json=short get-property org.freedesktop.systemd1 \"$p\" org.freedesktop.systemd1.Service "
-        "Environment 2>/dev/null | python3 -c 'import json, sys; print(next((e.split(\"=\", 1)[1] for e in "
+        "Environment 2>/dev/null | python3 -I -S -c 'import json, sys; print(next((e.split(\"=\", 1)[1] for e in "
         "reversed(json.load(sys.stdin)[\"data\"]) if e.startswith(\"LD_LIBRARY_PATH=\")), \"\"))' 2>/dev/null)\n"
         "echo \"unit_ld=$ld\"\n"
         "echo \"ldconfig=$(ldconfig -p 2>/dev/null | grep -oE 'libcuda\\.so(\\.[0-9]+)*' | sort -u | tr '\\n' ' ')\"\n"
-        "if r=$(env -i PATH=/usr/bin:/bin LD_LIBRARY_PATH=\"$ld\" python3 -c "
+        "if r=$(env -i PATH=/usr/bin:/bin LD_LIBRARY_PATH=\"$ld\" python3 -I -S -c "
         "'import ctypes; ctypes.CDLL(\"libcuda.so.1\")' 2>&1); then echo load=ok; "
         "else echo \"load=$(printf '%s' \"$r\" | tail -1)\"; failed=1; fi\n"
         # Where the library lies on disk matters to a fix (which directory to name); a search of the disk is
@@ -52,7 +52,8 @@ def venv(s: Settings) -> Fact:
     """B-13: python3 -m venv needs ensurepip, which Debian/Ubuntu ship in python3.X-venv."""
     return Fact("venv", parser=key_value, shell=(
         # One interpreter: its version first, then the import venv needs.
-        "r=$(python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2], flush=True); import ensurepip' 2>&1)\n"
+        "r=$(python3 -I -S -c 'import sys; print(\"%d.%d\" % sys.version_info[:2], flush=True); import ensurepip' "
+        "2>&1)\n"
         "rc=$?; v=$(printf '%s\\n' \"$r\" | head -1 | grep -xE '[0-9]+\\.[0-9]+')\n"
         "echo \"python=$v\"\n"
         "if [ $rc = 0 ]; then echo ensurepip=ok; elif [ -n \"$v\" ]; then echo \"ensurepip=$(printf '%s' \"$r\" "
