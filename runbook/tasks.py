@@ -55,22 +55,23 @@ def docs(c):
     from pathlib import Path
 
     from runbook import docs as docs_mod
-    from runbook import recorded_runs
-    from troubleshoot import docs as troubleshoot_docs
+    from runbook import plugins, recorded_runs
 
     repo = Path(__file__).resolve().parents[1]  # a checkout: docs/ lives next to runbook/
-    for path in [*docs_mod.write(repo), *troubleshoot_docs.write(repo), *recorded_runs.write(repo)]:
+    # The troubleshooting page is written by the troubleshoot package, registered as a plugin (runbook.plugins).
+    registered = [path for write in plugins.every(plugins.DOCS) for path in write(repo)]
+    for path in [*docs_mod.write(repo), *registered, *recorded_runs.write(repo)]:
         print(f"wrote {path.relative_to(repo)}")
 
 
 @task(help=tasks_checks.TROUBLESHOOT_HELP)
 def troubleshoot(c, config=cli.Options.config, local=False, hosts="", report="", json=False, fix=False, only=""):
     """Guide appendix B, S- and C-items with evidence; --fix applies the remedies (exit 1: found, 2: cannot tell)."""
-    # The troubleshoot package (its items import the sections, verify, yaml, ...) loads when the task runs;
-    # it imports runbook, never runbook.tasks, so this is no cycle, only a lighter `inv --list`.
-    from troubleshoot import tasks as troubleshoot_tasks
+    # The troubleshoot package imports runbook, never the reverse: it registers this task's body as a plugin
+    # (runbook.plugins), loaded when the task runs, so `inv --list` stays light.
+    from runbook import plugins
 
-    troubleshoot_tasks.troubleshoot.body(c, config, local, hosts, report, json, fix, only)
+    plugins.load(plugins.TASKS, "troubleshoot").body(c, config, local, hosts, report, json, fix, only)
 
 
 ns = Collection(deploy, docs, tasks_cloud.firewall, tasks_cloud.vm, tasks_cloud.lb, tasks_cloud.cleanup,

@@ -62,7 +62,7 @@ def app_probes(s: Settings) -> list[Fact]:
 
 def app_imports(s: Settings) -> Fact:
     """The modules, imported by the app's own venv python (a package is there when it imports)."""
-    return imports(f"{s.ai_server.dir}/.venv/bin/python", tuple(MODULES))
+    return imports(f"{s.ai_server.dir}/.venv/bin/python", MODULES)
 
 
 def app_dotenv(s: Settings) -> Fact:

@@ -12,10 +12,10 @@ import dataclasses
 import re
 
 from runbook.config import Settings
-from runbook.engine.steps import AptPackages, Command, Step, q
+from runbook.engine.steps import Command, Step, q
 from runbook.facts import Fact
 from runbook.facts import host as hp
-from runbook.facts.apt import Apt, apt
+from runbook.facts.apt import Apt, dcgm_apt, usable
 from runbook.facts.journal import Line, journal, search
 from runbook.facts.shipper import ALLOY_CONFIG, PROMTAIL_CONFIG, ShipperConfig, judge_jobs, shipper_config
 from runbook.facts.unit import unit
@@ -50,13 +50,24 @@ def _majors(text: str) -> list[str]:
 # -- B-6 DCGM package not found -----------------------------------------------------------------
 
 def _apt(ev: Evidence) -> Apt:
-    return ev.get(apt(ev.settings.monitoring.dcgm.package))
+    return ev.get(dcgm_apt(ev.settings.monitoring.dcgm))
+
+
+def _wanted(ev: Evidence, facts: Apt) -> tuple[str, ...]:
+    """The DCGM packages step 7-2 installs on this host: the installed major's, else the one it would pick."""
+    try:
+        return dcgm.dcgm_packages(ev.settings.monitoring.dcgm).choose(facts)[1]
+    except ValueError:  # a newer major is installed than monitoring.dcgm.major asks for: the installed one's
+        d = ev.settings.monitoring.dcgm
+        return (d.package_4,) if (facts.dcgm_major or 0) >= 4 else (d.package,)
 
 
 def detect_b6(ev: Evidence) -> Finding:
     facts = _apt(ev)
-    package = ev.settings.monitoring.dcgm.package
+    wanted = _wanted(ev, facts)
+    package = " and ".join(wanted)
     installed = [f"{k} {v}" for k, v in facts.installed.items()]
+    have = f"installed: {', '.join(installed)}" if installed else ""
     repo = (f"cuda-keyring: {facts.keyring or 'not installed'}; CUDA apt sources: "
             f"{' '.join(facts.sources) or 'none'}")
     if facts.errors:
@@ -64,17 +75,20 @@ def detect_b6(ev: Evidence) -> Finding:
         why = ("the CUDA repository is configured twice with different options, so apt refuses its sources"
                if conflict else "apt cannot read its sources")
         return found(f"apt fails before it can install {package}: {why}", *(f"apt: {e}" for e in facts.errors),
-                     repo, kind="sources", errors=list(facts.errors))
-    if installed:
+                     repo, have, kind="sources",
+                     errors=list(facts.errors))
+    if installed and all(p in facts.installed for p in wanted[:1]):
         return ok(f"DCGM is installed: {', '.join(installed)}")
-    if facts.candidate and facts.candidate != "(none)":
-        return ok(f"{package} is not installed yet; apt can install {facts.candidate} (run: inv dcgm)", repo)
+    major = "4" if wanted[0] == ev.settings.monitoring.dcgm.package_4 else "3"
+    candidate = facts.candidates.get(major, "")
+    if usable(candidate):
+        return ok(f"{package} is not installed yet; apt can install {candidate} (run: inv dcgm)", repo)
     if facts.sources:
         why = "a CUDA source is configured, but apt's package lists do not have it (apt-get update not run?)"
     else:
         why = "the CUDA apt repository is not registered (guide 7-1)"
     return found(f"apt does not know {package} (`apt-get install` says 'Unable to locate package'): {why}", repo,
-                 kind="missing")
+                 have, kind="missing")
 
 
 def fix_b6(r: Repair, finding: Finding) -> Outcome:
@@ -87,14 +101,21 @@ def fix_b6(r: Repair, finding: Finding) -> Outcome:
         grep = " ".join(f"-e {q(u.rstrip('/'))}" for u in uris)
         extra.append(Command(
             guide="7-1", title=f"duplicate source(s) of {', '.join(uris)} moved aside",
-            check=f"! apt-cache policy {q(r.settings.monitoring.dcgm.package)} 2>&1 | grep -q '^E: '",
+            # apt's own complaints, read from its output: apt-cache exits non-zero when its sources are broken, so
+            # the status of a pipeline (under pipefail, as every script runs) would say the opposite.
+            check=f"[ -z \"$(apt-cache policy {q(r.settings.monitoring.dcgm.package)} 2>&1 | grep '^E: ')\" ]",
             run=("set -e; stamp=$(date -u +%Y%m%d-%H%M%S)\n"
                  f"for f in $(grep -lsF {grep} /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources); do\n"
                  f"  [ \"$f\" = {q(dcgm.CUDA_LIST)} ] && continue\n"
                  "  dpkg -S \"$f\" >/dev/null 2>&1 && continue  # installed by a package (cuda-keyring): kept\n"
                  "  echo \"--- $f (moved to $f.l4rb-aside-$stamp)\"; sed 's/^/-/' \"$f\"\n"
                  "  mv -f \"$f\" \"$f.l4rb-aside-$stamp\"\n"
-                 "done\napt-get update -q")))
+                 # An unrelated repository that does not answer must not stop the fix: the re-check below decides.
+                 "done\napt-get update -q || true\n"
+                 # Checked again the way it was found: apt reading its sources must not complain any more.
+                 f"e=$(apt-cache policy {q(r.settings.monitoring.dcgm.package)} 2>&1 | grep -E '^E: ' || true)\n"
+                 "if [ -n \"$e\" ]; then\n"
+                 "  echo \"apt still refuses its sources: $e\" >&2; exit 1\nfi")))
     return _dcgm_section_fix(r, "B-6", extra)
 
 
@@ -105,29 +126,14 @@ def _wait_after_dcgm(step: Step) -> Step:
     return step
 
 
-DCGM4_PACKAGE = "datacenter-gpu-manager-4-core"
-
-
-def _follow_major(major: int | None, configured: str):
-    """The dcgm section with its DCGM package swapped for the installed major's (never a downgrade)."""
-    def adjust(step: Step) -> Step:
-        step = _wait_after_dcgm(step)
-        if (isinstance(step, AptPackages) and configured in step.names and major is not None and major >= 4
-                and configured != DCGM4_PACKAGE):
-            names = tuple(DCGM4_PACKAGE if n == configured else n for n in step.names)
-            return dataclasses.replace(step, names=names, title=f"{DCGM4_PACKAGE} (DCGM {major} stays installed)")
-        return step
-    return adjust
-
-
-def _dcgm_section_fix(r: Repair, item: str, extra: list[Step] | None = None, major: int | None = None) -> Outcome:
-    return section_fix(r, item, "dcgm", _everything, adjust=_follow_major(major, r.settings.monitoring.dcgm.package),
-                       extra=extra)
+def _dcgm_section_fix(r: Repair, item: str, extra: list[Step] | None = None) -> Outcome:
+    """The whole dcgm section: its step 7-2 keeps the installed DCGM major (DcgmPackages, never a downgrade)."""
+    return section_fix(r, item, "dcgm", _everything, adjust=_wait_after_dcgm, extra=extra)
 
 
 def fix_dcgm(item: str):
     def fix(r: Repair, finding: Finding) -> Outcome:
-        return _dcgm_section_fix(r, item, major=finding.data.get("major"))
+        return _dcgm_section_fix(r, item)
 
     return fix
 
@@ -291,11 +297,11 @@ def fix_promtail(r: Repair, finding: Finding) -> Outcome:
 
 
 def _dcgm_probes(s: Settings) -> list[Fact]:
-    return [apt(s.monitoring.dcgm.package)]
+    return [dcgm_apt(s.monitoring.dcgm)]
 
 
 def _exporter_probes(s: Settings) -> list[Fact]:
-    return [hp.exporter_build(s), apt(s.monitoring.dcgm.package), unit(EXPORTER), journal(EXPORTER, 100),
+    return [hp.exporter_build(s), dcgm_apt(s.monitoring.dcgm), unit(EXPORTER), journal(EXPORTER, 100),
             dcgm_probe(s)]
 
 
@@ -316,9 +322,10 @@ def _loki_probes(s: Settings) -> list[Fact]:
 register(Diagnostic(
     "B-6", "DCGM package not found", "`sudo apt-get install -y datacenter-gpu-manager` -> `Unable to locate package`.",
     "The ubuntu-accelerator image has no NVIDIA CUDA apt repository registered.",
-    "dpkg status of the DCGM packages, apt's candidate for monitoring.dcgm.package and apt's own errors while it "
-    "reads its sources (a duplicate CUDA source with another Signed-By), cuda-keyring's status and the CUDA "
-    "sources under /etc/apt.",
+    "dpkg status of the DCGM packages; apt's candidates for the packages step 7-2 installs on this host (the "
+    "installed major's: datacenter-gpu-manager-4-core on DCGM 4, datacenter-gpu-manager on DCGM 3; without DCGM "
+    "the major 7-2 would pick); apt's own errors while it reads its sources (a duplicate CUDA source with another "
+    "Signed-By), cuda-keyring's status and the CUDA sources under /etc/apt.",
     "Moves a duplicate CUDA source aside (dated backup, with a diff) when apt refuses its sources; runs the dcgm "
     "section: registers the CUDA repository (7-1, cuda-keyring), updates apt's lists, installs DCGM of the major "
     "the host has (never a downgrade) and starts nvidia-dcgm, then the exporter steps.",

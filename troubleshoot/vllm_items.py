@@ -113,8 +113,12 @@ def detect_b2(ev: Evidence) -> Finding:
     facts = ev.kv("libcuda")
     ld = facts.get("unit_ld", "")
     dirs = sorted({posixpath.dirname(f) for f in facts.get("files", "").split()})
-    where = (f"libcuda.so.1 is in {', '.join(dirs)}" if dirs
-             else "no libcuda.so.1 under /usr/lib, /usr/local or /opt (is the NVIDIA driver installed?)")
+    if dirs:
+        where = f"libcuda.so.1 is in {', '.join(dirs)}"
+    elif "files" in facts:  # searched (vLLM does not run, or the library does not load) and not found
+        where = "no libcuda.so.1 under /usr/lib, /usr/local or /opt (is the NVIDIA driver installed?)"
+    else:
+        where = f"ldconfig knows: {facts.get('ldconfig') or 'no libcuda'}"
     line = _crash(ev, LIBCUDA_RE)
     load = facts.get("load", "")
     shown = ld or "(unset)"

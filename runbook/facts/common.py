@@ -5,6 +5,13 @@ from __future__ import annotations
 from .batch import Fact
 
 
+def as_user(user: str) -> str:
+    """A command prefix that runs what follows as *user* (a shell word, e.g. "$u"), with the user's groups as
+    a service of that User= gets them (initgroups): setpriv changes ids and execs, without runuser's PAM
+    session, which a probe that only asks `test -r` does not need and which costs far more."""
+    return f"setpriv --reuid={user} --regid=$(id -g {user}) --init-groups -- "
+
+
 def key_value(text: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 

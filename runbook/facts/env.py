@@ -24,7 +24,7 @@ from dotenv import dotenv_values
 
 from ..engine.steps import q
 from .batch import Fact
-from .common import key_value
+from .common import as_user, key_value
 
 SECRET_RE = re.compile(r"(?i)(KEY|TOKEN|SECRET|PASSWORD|OCR_API)")
 ENV_MARK = "@@L4RB-ENV"
@@ -132,7 +132,7 @@ def _dotenv_shell(path: str, user: str) -> str:
     p = q(path)
     return (
         f"echo \"stat=$(stat -c '%U|%G|%a' {p} 2>/dev/null || echo missing)\"\n"
-        + (f"runuser -u {q(user)} -- test -r {p} 2>/dev/null && echo readable=yes || echo readable=no\n" if user
+        + (f"{as_user(q(user))}test -r {p} 2>/dev/null && echo readable=yes || echo readable=no\n" if user
            else "")
         + f"echo {DOTENV_MARK}; cat {p} 2>/dev/null"
     )

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from ..engine.steps import q
 from .batch import Fact
+from .common import as_user
+
+USER = '"$u"'  # the shell variable the probe sets to the user
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,6 @@ def path_info(path: str, user: str = "", access: str = "-r", unit: str = "") -> 
     elif user:
         shell += f"\nu={q(user)}"
     if unit or user:
-        shell += (f"\necho \"user=$u\"\nrunuser -u \"$u\" -- test {access} {p} 2>/dev/null && echo access=yes "
+        shell += (f"\necho \"user=$u\"\n{as_user(USER)}test {access} {p} 2>/dev/null && echo access=yes "
                   "|| echo access=no")
     return Fact(f"path:{path}|{user or unit}|{access}", shell, parser=lambda text: parse(path, text))

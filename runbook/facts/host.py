@@ -6,20 +6,23 @@ Every probe prints key=value lines (read with :func:`key_value`); none of them p
 from __future__ import annotations
 
 from ..config import Settings
-from ..engine.steps import q
+from ..engine.steps import q, sha256_probe
 from ..sections import ai_server, dcgm, vllm
 from ..sections.dcgm_exporter_build import BINARY as EXPORTER_BINARY
 from ..sections.dcgm_exporter_build import STAMP as EXPORTER_STAMP
 from .batch import Fact
-from .common import key_value
+from .common import as_user, key_value
 
 VLLM_UNIT = vllm.UNIT
 APP_UNIT = ai_server.UNIT
 EXPORTER_UNIT = dcgm.UNIT
 
 
-def _status(package: str) -> str:
-    return f"$(dpkg-query -W -f='${{db:Status-Status}}' {q(package)} 2>/dev/null || true)"
+def _statuses(*packages: str) -> str:
+    """``pkg:NAME=STATUS`` for each package, from one dpkg-query (a package dpkg never heard of prints empty)."""
+    names = " ".join(f'"{p}"' for p in packages)  # may hold a shell variable ($v)
+    return (f"s=$(dpkg-query -W -f='${{Package}}=${{db:Status-Status}}\\n' {names} 2>/dev/null)\n"
+            f"for p in {names}; do echo \"pkg:$p=$(printf '%s\\n' \"$s\" | sed -n \"s/^$p=//p\")\"; done")
 
 
 def libcuda(s: Settings) -> Fact:
@@ -30,28 +33,32 @@ def libcuda(s: Settings) -> Fact:
         f"org.freedesktop.systemd1.Manager LoadUnit s {VLLM_UNIT} 2>/dev/null "
         "| sed -n 's/.*\"data\":\\[\"\\([^\"]*\\)\".*/\\1/p')\n"
         "ld=$(busctl --json=short get-property org.freedesktop.systemd1 \"$p\" org.freedesktop.systemd1.Service "
-        "Environment 2>/dev/null | python3 -c 'import json, sys; print(next((e.split(\"=\", 1)[1] for e in "
+        "Environment 2>/dev/null | python3 -I -S -c 'import json, sys; print(next((e.split(\"=\", 1)[1] for e in "
         "reversed(json.load(sys.stdin)[\"data\"]) if e.startswith(\"LD_LIBRARY_PATH=\")), \"\"))' 2>/dev/null)\n"
         "echo \"unit_ld=$ld\"\n"
         "echo \"ldconfig=$(ldconfig -p 2>/dev/null | grep -oE 'libcuda\\.so(\\.[0-9]+)*' | sort -u | tr '\\n' ' ')\"\n"
-        "echo \"files=$(find /usr/lib /usr/lib64 /usr/local /opt -maxdepth 4 -name 'libcuda.so.1' 2>/dev/null "
-        "| head -5 | tr '\\n' ' ')\"\n"
-        "if r=$(env -i PATH=/usr/bin:/bin LD_LIBRARY_PATH=\"$ld\" python3 -c "
+        "if r=$(env -i PATH=/usr/bin:/bin LD_LIBRARY_PATH=\"$ld\" python3 -I -S -c "
         "'import ctypes; ctypes.CDLL(\"libcuda.so.1\")' 2>&1); then echo load=ok; "
-        "else echo \"load=$(printf '%s' \"$r\" | tail -1)\"; fi"
+        "else echo \"load=$(printf '%s' \"$r\" | tail -1)\"; failed=1; fi\n"
+        # Where the library lies on disk matters to a fix (which directory to name); a search of the disk is
+        # the slowest part of the probe, so it runs only when vLLM does not run or the library does not load.
+        f"if [ -n \"$failed\" ] || ! systemctl is-active -q {VLLM_UNIT}; then\n"
+        "  echo \"files=$(find /usr/lib /usr/lib64 /usr/local /opt -maxdepth 4 -name 'libcuda.so.1' 2>/dev/null "
+        "| head -5 | tr '\\n' ' ')\"\nfi"
     ))
 
 
 def venv(s: Settings) -> Fact:
     """B-13: python3 -m venv needs ensurepip, which Debian/Ubuntu ship in python3.X-venv."""
     return Fact("venv", parser=key_value, shell=(
-        "v=$(python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])' 2>/dev/null)\n"
+        # One interpreter: its version first, then the import venv needs.
+        "r=$(python3 -I -S -c 'import sys; print(\"%d.%d\" % sys.version_info[:2], flush=True); import ensurepip' "
+        "2>&1)\n"
+        "rc=$?; v=$(printf '%s\\n' \"$r\" | head -1 | grep -xE '[0-9]+\\.[0-9]+')\n"
         "echo \"python=$v\"\n"
-        f"echo \"pkg:python3-venv={_status('python3-venv')}\"\n"
-        "[ -n \"$v\" ] && echo \"pkg:python$v-venv=$(dpkg-query -W -f='${db:Status-Status}' python$v-venv "
-        "2>/dev/null || true)\"\n"
-        "if r=$(python3 -c 'import ensurepip' 2>&1); then echo ensurepip=ok; "
-        "else echo \"ensurepip=$(printf '%s' \"$r\" | tail -1)\"; fi"
+        "if [ $rc = 0 ]; then echo ensurepip=ok; elif [ -n \"$v\" ]; then echo \"ensurepip=$(printf '%s' \"$r\" "
+        "| tail -1)\"; fi\n"
+        + _statuses("python3-venv", "python$v-venv")
     ))
 
 
@@ -62,14 +69,16 @@ def exporter_build(s: Settings) -> Fact:
         f"echo \"wants=$(grep -aoE 'libdcgm\\.so\\.[0-9]+' {b} 2>/dev/null | sort -u | tr '\\n' ' ')\"\n"
         "echo \"libs=$(ldconfig -p 2>/dev/null | grep -oE 'libdcgm\\.so\\.[0-9]+' | sort -u | tr '\\n' ' ')\"\n"
         f"echo \"stamp=$(cat {q(EXPORTER_STAMP)} 2>/dev/null)\"\n"
-        f"echo \"sha=$(sha256sum {b} 2>/dev/null | cut -d' ' -f1)\""
+        # The digest the build recorded, reused while the kernel's identity of the file is unchanged (a speed-up
+        # of the build step's own, not a stamp): hashing the binary is the costliest part of this probe.
+        + "{\n" + sha256_probe(EXPORTER_BINARY, EXPORTER_STAMP + ".key") + "\n} | sed 's/^sha256=/sha=/'"
     ), timeout=20)
 
 
 def build_tools(s: Settings) -> Fact:
     return Fact("build-tools", parser=key_value, shell=(
         "echo \"make=$(command -v make || true)\"\necho \"gcc=$(command -v gcc || true)\"\n"
-        f"echo \"pkg:make={_status('make')}\"\necho \"pkg:build-essential={_status('build-essential')}\""
+        + _statuses("make", "build-essential")
     ))
 
 
@@ -78,6 +87,7 @@ def counters(s: Settings) -> Fact:
                                   f"grep -oE '^DCGM_FI_[A-Z0-9_]+' {q(dcgm.COUNTERS)}")
 
 
+USER = '"$u"'  # the shell variable the probe sets to the user
 URL_RE = "https?://[^\"' ]+"
 
 
@@ -116,7 +126,7 @@ def log_dir(s: Settings) -> Fact:
         f"for x in {q(parent)} {q(d)}; do\n"
         "  echo \"stat:$x=$(stat -c '%F|%U|%G|%a' \"$x\" 2>/dev/null || echo missing)\"\n"
         "  echo \"target:$x=$(stat -L -c '%F' \"$x\" 2>/dev/null || echo missing)\"\ndone\n"
-        f"if [ -d {q(d)} ] && runuser -u \"$u\" -- test -w {q(d)}/ 2>/dev/null; then echo writable=yes; "
+        f"if [ -d {q(d)} ] && {as_user(USER)}test -w {q(d)}/ 2>/dev/null; then echo writable=yes; "
         "else echo writable=no; fi\n"
         f"echo \"logs=$(ls -1 {q(d)}/ 2>/dev/null | grep -c '\\.log$')\""
     ))

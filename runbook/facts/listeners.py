@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from .batch import Fact
 
 SHELL = (
-    "ss -ltnpH 2>/dev/null\n"
+    "s=$(ss -ltnpH 2>/dev/null); printf '%s\\n' \"$s\"\n"
     "echo @@L4RB-CGROUPS\n"
-    "for pid in $(ss -ltnpH 2>/dev/null | grep -oE 'pid=[0-9]+' | cut -d= -f2 | sort -u); do\n"
+    "for pid in $(printf '%s\\n' \"$s\" | grep -oE 'pid=[0-9]+' | cut -d= -f2 | sort -u); do\n"
     "  echo \"$pid $(grep -oE '[^/]+\\.service' /proc/$pid/cgroup 2>/dev/null | tail -1)\"\n"
     "done"
 )

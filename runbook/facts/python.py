@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ..engine.steps import q
 from .batch import Fact
-from .common import key_value
+from .common import as_user, key_value
 
 
 @dataclass(frozen=True)
@@ -27,16 +27,21 @@ class Imports:
         return [m for m, r in self.results.items() if r != "ok"]
 
 
-def _code(modules: tuple[str, ...]) -> str:
+def _code(modules: dict[str, str]) -> str:
+    """Each module's spec, then the files of the distribution that provides it (as its installer recorded)."""
     return ("import importlib.metadata as md, importlib.util as u, os\n"
-            "dists = md.packages_distributions()\n"
+            f"dists = {{m: [d] for m, d in {modules!r}.items() if d}}\n"
+            "if len(dists) < " + str(len(modules)) + ": dists = md.packages_distributions()\n"
+            "def files(d):\n"
+            "    try: return md.distribution(d).files or []\n"
+            "    except md.PackageNotFoundError: return []\n"
             f"for m in {list(modules)!r}:\n"
             "    try:\n        spec = u.find_spec(m)\n"
             "    except BaseException as e:\n"
             "        print(m + '=' + (type(e).__name__ + ': ' + str(e)).replace(chr(10), ' ')[:200]); continue\n"
             "    if spec is None:\n"
             "        print(m + '=ModuleNotFoundError: No module named ' + repr(m)); continue\n"
-            "    gone = [str(f) for d in dists.get(m, []) for f in (md.distribution(d).files or [])\n"
+            "    gone = [str(f) for d in dists.get(m, []) for f in files(d)\n"
             "            if '__pycache__' not in str(f) and not os.path.exists(f.locate())]\n"
             "    print(m + '=' + ('ok' if not gone else 'ImportError: files of the installed package are gone: '\n"
             "                     + ', '.join(gone[:3]) + (' ...' if len(gone) > 3 else '')))")
@@ -49,9 +54,14 @@ def parse(python: str, text: str) -> Imports:
     return Imports(python, True, facts)
 
 
-def imports(python: str, modules: tuple[str, ...], user: str = "") -> Fact:
-    """Try to import each of *modules* with *python* (as *user*, when given: the service's own view)."""
-    run_as = f"runuser -u {q(user)} -- " if user else ""
+def imports(python: str, modules: tuple[str, ...] | dict[str, str], user: str = "") -> Fact:
+    """Look for each of *modules* with *python* (as *user*, when given: the service's own view).
+
+    *modules* may name the distribution that provides each module (``{"dotenv": "python-dotenv"}``, as the
+    app's requirements do): then only those distributions' RECORDs are read, not every installed one's.
+    """
+    modules = dict(modules) if isinstance(modules, dict) else dict.fromkeys(modules, "")
+    run_as = as_user(q(user)) if user else ""
     return Fact(f"imports:{python}|{','.join(modules)}",
                 f"[ -x {q(python)} ] || {{ echo python=missing; exit 0; }}\necho python=present\n"
                 f"cd / && {run_as}{q(python)} -c {q(_code(modules))}",

@@ -28,6 +28,8 @@ def _shell(name: str) -> str:
     n = q(name)
     return (
         f"s=$(systemctl show --timestamp=unix -p {PROPS} {n})\nprintf '%s\\n' \"$s\"; echo NOW=$(date +%s)\n"
+        # A unit systemd does not know has no properties or files to read (and LoadUnit would only load a stub).
+        "case \"$s\" in *LoadState=not-found*) exit 0;; esac\n"
         # The unit's object path from systemd (LoadUnit loads it when it is not yet), then its typed properties
         # in one call (busctl prints one JSON document per property, in the order asked).
         f"p=$(busctl --json=short call org.freedesktop.systemd1 /org/freedesktop/systemd1 "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import Config
+from ..config import Config, DcgmConfig
 from ..engine.steps import AptPackages, Command, Directory, File, Plan, RunState, Service, Step, q
 from .common import HostInfo
 from .dcgm_exporter_build import DcgmExporterBuild
@@ -100,6 +100,13 @@ def cuda_repo_step(cfg: Config) -> Step:
                        sha256=d.cuda_keyring_sha256, notify=(APT_CHANGED,))
 
 
+def dcgm_packages(d: DcgmConfig) -> DcgmPackages:
+    """Step 7-2: also what B-6 asks which packages would be installed."""
+    return DcgmPackages(guide="7-2", title=f"DCGM (major: {d.major}; never downgraded; B-6)", major=str(d.major),
+                        package_3=d.package, package_4=d.package_4, package_4_cuda=d.package_4_cuda,
+                        notify=(DCGM_UNIT,), refresh_on=(APT_CHANGED,))
+
+
 def go_steps(cfg: Config) -> tuple[list[Step], str]:
     """Guide 7-3's Go, and the PATH directories where the build finds it."""
     go = cfg.settings.monitoring.dcgm.go
@@ -129,9 +136,7 @@ def steps(cfg: Config, host: HostInfo) -> list[Step]:
     return [
         AptPackages(guide="7-1", title="curl and ca-certificates", names=("curl", "ca-certificates")),
         cuda_repo_step(cfg),
-        DcgmPackages(guide="7-2", title=f"DCGM (major: {d.major}; never downgraded; B-6)", major=str(d.major),
-                     package_3=d.package, package_4=d.package_4, package_4_cuda=d.package_4_cuda,
-                     notify=(DCGM_UNIT,), refresh_on=(APT_CHANGED,)),
+        dcgm_packages(d),
         Service(guide="7-2", title=f"{DCGM_UNIT} enabled and running", unit=DCGM_UNIT),
         AptPackages(guide="7-3", title="git, make and build-essential (B-8)", names=("git", "make", "build-essential")),
         *go,

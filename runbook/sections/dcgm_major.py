@@ -12,12 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..engine.steps import AptPackages, Plan, RunState, Step, q
-from .dcgm_exporter_build import major_of
-
-
-def _usable(candidate: str) -> bool:
-    return bool(candidate.strip()) and candidate.strip() != "(none)"
+from ..engine.steps import AptPackages, Plan, RunState, Step
+from ..facts.apt import Apt, apt, parse, usable
+from ..facts.batch import Fact
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,35 +26,23 @@ class DcgmPackages(Step):
     package_4: str
     package_4_cuda: str  # may contain {cuda}: the CUDA major nvidia-smi reports
 
+    def fact(self) -> Fact:
+        """The same fact B-6 and B-7 read (runbook.facts.apt)."""
+        return apt(self.package_3, self.package_4, self.package_4_cuda)
+
     def probe(self) -> str:
-        policy = "apt-cache policy {} 2>/dev/null | sed -n 's/^ *Candidate: //p'"
-        return (
-            "printf 'installed=%s\\n' \"$(dpkg-query -W -f='${Package}=${Version}=${db:Status-Status}\\n' "
-            "'datacenter-gpu-manager*' 2>/dev/null | sed -n 's/=installed$//p' | tr '\\n' ' ')\"\n"
-            f"printf 'candidate3=%s\\n' \"$({policy.format(q(self.package_3))})\"\n"
-            f"printf 'candidate4=%s\\n' \"$({policy.format(q(self.package_4))})\"\n"
-            "cuda=$(nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\\([0-9][0-9]*\\)\\..*/\\1/p' | head -1)\n"
-            f"template={q(self.package_4_cuda)}\ncudapkg=${{template//'{{cuda}}'/$cuda}}\n"
-            "printf 'cuda=%s\\ncudapkg=%s\\n' \"$cuda\" \"$cudapkg\"\n"
-            "[ -n \"$cuda\" ] && printf 'candidate4cuda=%s\\n' "
-            f"\"$({policy.format(chr(34) + '$cudapkg' + chr(34))})\"\n"
-            "true"
-        )
+        return self.fact().shell
 
-    @staticmethod
-    def facts(fact: str) -> dict[str, str]:
-        return dict(line.split("=", 1) for line in fact.splitlines() if "=" in line)
-
-    def choose(self, facts: dict[str, str]) -> tuple[str, tuple[str, ...], str]:
+    def choose(self, facts: Apt) -> tuple[str, tuple[str, ...], str]:
         """(major, packages, why) or raises ValueError with what a person must decide."""
-        installed = dict(p.split("=", 1) for p in facts.get("installed", "").split() if "=" in p)
-        have = max((major_of(v) for v in installed.values() if major_of(v)), key=int, default="")
-        offers4 = _usable(facts.get("candidate4", ""))
+        installed = facts.installed
+        have = str(facts.dcgm_major or "")
+        offers4 = usable(facts.candidates.get("4", ""))
         if self.major == "auto":
             if have:
                 major, why = have, f"DCGM {have} is installed ({', '.join(installed)}): kept"
             elif offers4:
-                major, why = "4", f"the CUDA repository offers {self.package_4} {facts['candidate4'].strip()}"
+                major, why = "4", f"the CUDA repository offers {self.package_4} {facts.candidates['4']}"
             else:
                 major, why = "3", f"the CUDA repository has no {self.package_4}: DCGM 3 ({self.package_3})"
         else:
@@ -69,22 +54,20 @@ class DcgmPackages(Step):
         if major == "3":
             return major, (self.package_3,), why
         packages = [self.package_4]
-        if facts.get("cuda") and _usable(facts.get("candidate4cuda", "")):
-            packages.append(facts["cudapkg"])
+        if facts.cuda_package and usable(facts.candidates.get("4cuda", "")):
+            packages.append(facts.cuda_package)
         return major, tuple(packages), why
 
     def plan(self, fact: str, state: RunState) -> Plan:
-        facts = self.facts(fact)
+        facts = parse(fact)
         try:
             major, packages, why = self.choose(facts)
         except ValueError as err:
             return Plan(False, "DCGM would be downgraded", error=str(err))
-        installed = {p.split("=", 1)[0] for p in facts.get("installed", "").split()}
-        missing = tuple(p for p in packages if p not in installed)
+        missing = tuple(p for p in packages if p not in facts.installed)
         if not missing:
             return Plan(False, f"DCGM {major}: {', '.join(packages)} ({why})")
-        candidate = facts.get("candidate3" if major == "3" else "candidate4", "")
-        if not _usable(candidate):
+        if not usable(facts.candidates.get(major, "")):
             return Plan(False, f"apt has no {packages[0]}", error=(
                 f"apt does not know {packages[0]} (Unable to locate package, guide B-6): is the CUDA repository "
                 "registered and apt-get update run? See inv troubleshoot --only B-6"))

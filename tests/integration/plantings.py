@@ -20,6 +20,9 @@ APP_DROPIN_DIR = "/etc/systemd/system/ai-server.service.d"
 SHIPPER = "/etc/alloy/config.alloy"  # the default log shipper's config
 SITE = f"{APP}/.venv/lib/python3*/site-packages"
 LOG = "/var/log/dojangkok/production"
+EXPORTER_3 = "3.3.9-3.6.1"  # the guide's dcgm-exporter tag, built for DCGM 3 (libdcgm.so.3)
+GO_BUILD = ("env PATH=/usr/lib/go/bin:/usr/local/bin:/usr/bin:/bin HOME=/root GOPATH=/opt/l4-runbook/go "
+            "GOCACHE=/opt/l4-runbook/go/cache GOTOOLCHAIN=local make binary")
 
 
 @dataclass(frozen=True)
@@ -164,13 +167,18 @@ CASES: tuple[Planting, ...] = (
              " \"$1\" \"$2\" > /etc/apt/sources.list.d/cuda-copy.sources", ("B-6",), "Conflicting values",
              after="! apt-cache policy 2>&1 | grep -q '^E:'",
              restore="rm -f /etc/apt/sources.list.d/cuda-copy.sources*"),
-    Planting("dcgm-upgraded-to-4",
-             "DEBIAN_FRONTEND=noninteractive apt-get install -y -q datacenter-gpu-manager-4-core >/dev/null && "
-             "systemctl restart dcgm-exporter", ("B-7",), "libdcgm.so.3",
+    # The stack runs DCGM 4 (dcgm.major = "auto" on a repository that offers it), as a host upgraded to it does;
+    # its exporter is then rebuilt by hand from the guide's 3.x tag (B-7 as an upgraded host meets it).
+    Planting("dcgm-4-with-the-guide-exporter",
+             f"rm -rf /tmp/exporter-3 && git clone -q -c advice.detachedHead=false --branch {EXPORTER_3} "
+             "file:///opt/l4rb-sandbox/monitoring/dcgm-exporter.git /tmp/exporter-3 && cd /tmp/exporter-3 && "
+             f"{GO_BUILD} >/dev/null && install -m 0755 cmd/dcgm-exporter/dcgm-exporter /usr/local/bin/dcgm-exporter "
+             "&& systemctl restart dcgm-exporter", ("B-7",), "libdcgm.so.3",
              settle=crashed("dcgm-exporter"),
              # DCGM 4 stays 4 (never a downgrade to datacenter-gpu-manager 3).
              after="dpkg-query -W -f='${db:Status-Status}' datacenter-gpu-manager-4-core | grep -qx installed && "
-                   "! dpkg-query -W -f='${db:Status-Status}' datacenter-gpu-manager 2>/dev/null | grep -qx installed"),
+                   "! dpkg-query -W -f='${db:Status-Status}' datacenter-gpu-manager 2>/dev/null | grep -qx installed",
+             restore="rm -rf /tmp/exporter-3"),
     Planting("dcgm-counters-truncated", "sed -i '/GPU_TEMP/d' /etc/dcgm-exporter/default-counters.csv && "
              "systemctl restart dcgm-exporter", ("B-9",), ":9400/metrics",
              settle="for i in $(seq 120); do curl -sf -o /dev/null localhost:9400/metrics && exit 0; sleep 0.5; done"),

@@ -26,9 +26,16 @@ REPO = Path(__file__).resolve().parents[2]
 PROJECT, ZONE, NAME = "demo-project", "asia-northeast3-a", "ai-server-l4"
 FAST = {"op_pending_s": 0.02, "op_running_s": 0.06}
 ITEMS = [*(f"B-{n}" for n in range(1, 20)), "S-1", "S-2", "S-3", "C-1", "C-2"]  # appendix B, S-, then C-items
-# Seconds of work a diagnosis of a healthy host may take (its JSON `seconds`); a shared, loaded test machine
-# may set a larger budget, and the report says which one held.
-BUDGET_S = float(os.environ.get("L4RB_TROUBLESHOOT_BUDGET_S", "1.0"))
+# Where the seconds of work of each healthy-host diagnosis (its JSON `seconds`) are written: the figure is
+# reported (docs/troubleshooting.md), not asserted, since a shared test machine's load decides it.
+SECONDS_LOG = os.environ.get("L4RB_TROUBLESHOOT_SECONDS_LOG", "")
+
+
+def record_seconds(label: str, data: dict) -> None:
+    print(f"troubleshoot on a healthy host ({label}): {data['seconds']} s of work")
+    if SECONDS_LOG:
+        with open(SECONDS_LOG, "a") as log:
+            log.write(f"{label} {data['seconds']}\n")
 
 
 class HostBackend:
@@ -212,16 +219,15 @@ def stack(sandbox_state_dir: Path) -> Stack:
 
 
 def test_healthy_host_reports_all_19_ok(stack: Stack, tmp_path: Path):
-    started = time.monotonic()
+    """No false alarm on a converged host: every item ok, none found, none that cannot tell, exit 0."""
     rc, data, log = stack.troubleshoot("--report", str(tmp_path / "report.json"))
-    took = time.monotonic() - started
+    record_seconds("every item", data)
     assert rc == 0, log
+    assert data["found"] == [], log
     assert sorted((i["id"] for i in data["items"]), key=ITEMS.index) == ITEMS
     assert {i["id"]: i["verdict"] for i in data["items"]} == dict.fromkeys(ITEMS, "ok"), log
     assert data["counts"] == {"ok": len(ITEMS), "found": 0, "unknown": 0}
     assert json.loads((tmp_path / "report.json").read_text()) == data
-    assert data["seconds"] <= BUDGET_S, f"a diagnosis of every item took {data['seconds']}s of work in the tool"
-    assert took < 20, f"a diagnosis of every item took {took:.1f}s"
     # The table for people names every item.
     r = run_checks("troubleshoot", "--config", str(stack.config))
     assert r.returncode == 0 and f"{len(ITEMS)} ok, 0 found, 0 cannot tell" in r.stdout, r.stdout + r.stderr

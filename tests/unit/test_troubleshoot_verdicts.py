@@ -260,11 +260,34 @@ def test_b6_package_unknown_to_apt():
     assert got.verdict == "found" and "the CUDA apt repository is not registered" in got.summary
     listed = facts.replace("sources=", "sources=/etc/apt/sources.list.d/cuda.list")
     assert "apt-get update not run" in detect("B-6", evidence(apt=listed)).summary
-    assert detect("B-6", evidence(apt="candidate=1:3.3.9\n")).verdict == "ok"
+    assert detect("B-6", evidence(apt="candidate3=1:3.3.9\n")).verdict == "ok"
     conflict = listed + ("error=E: Conflicting values set for option Signed-By regarding source "
                          "https://developer.download.nvidia.com/compute/cuda/repos/ubuntu2204/x86_64/ /\n")
     got = detect("B-6", evidence(apt=conflict.replace("installed=", "installed=datacenter-gpu-manager=1:3.3.9")))
     assert got.verdict == "found" and "configured twice" in got.summary and "apt-get update" not in got.summary
+
+
+def test_b6_names_the_packages_of_the_installed_dcgm_major():
+    """On a DCGM 4 host B-6 speaks of DCGM 4's package, never of the guide's DCGM 3 one."""
+    conflict = ("installed=datacenter-gpu-manager-4-core=1:4.2.3-1 \ncandidate3=\ncandidate4=\nkeyring=installed\n"
+                "sources=/etc/apt/sources.list.d/cuda.list /etc/apt/sources.list.d/cuda-copy.list\n"
+                "error=E: Conflicting values set for option Signed-By regarding source http://x/ ./\n")
+    got = detect("B-6", evidence(apt=conflict))
+    assert got.summary.startswith("apt fails before it can install datacenter-gpu-manager-4-core:"), got.summary
+    assert "installed: datacenter-gpu-manager-4-core 1:4.2.3-1" in got.evidence
+    # No DCGM yet: the package step 7-2 would pick (4 where the repository offers it, its CUDA package too).
+    offers4 = "installed=\ncandidate3=1:3.3.9\ncandidate4=1:4.2.3-1\ncuda=12\ncudapkg=datacenter-gpu-manager-4-cuda12\n"
+    ok = detect("B-6", evidence(apt=offers4 + "candidate4cuda=1:4.2.3-1\n"))
+    assert ok.verdict == "ok" and "datacenter-gpu-manager-4-core and datacenter-gpu-manager-4-cuda12" in ok.summary
+    # DCGM 4 installed, its lists gone (apt-get clean + a lost source): the 4 package is named.
+    lost = detect("B-6", evidence(apt="installed=datacenter-gpu-manager-4-core=1:4.2.3-1 \nsources=\n"))
+    assert lost.verdict == "ok"  # installed is installed: B-6 is about installing it
+    four = parse_settings({"inventory": {"target": "hosts", "hosts": [{"name": "h", "address": "10.0.0.2"}]},
+                           "monitoring": {"dcgm": {"major": 4}, "promtail": {"loki_url": "http://loki:3100"}}})
+    ev = Evidence(four, "h", HostFacts({"apt": "installed=\ncandidate3=1:3.3.9\ncandidate4=\n"}),
+                  CloudFacts(four, Path(".")))
+    missing = detect("B-6", ev)
+    assert missing.verdict == "found" and "apt does not know datacenter-gpu-manager-4-core " in missing.summary
 
 
 def test_b7_exporter_wants_another_libdcgm():
