@@ -17,6 +17,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,6 +106,9 @@ class Transport:
         """
         with self._lock:
             self.commands += 1
+        return self._execute(script, exclusive)
+
+    def _execute(self, script: str, exclusive: bool = False) -> Result:
         if exclusive:
             script = (f"exec 9>{HOST_LOCK}\nif ! flock -n 9; then echo 'waiting for another l4-runbook change "
                       f"on this host to finish' >&2; flock -w {LOCK_WAIT} 9 || {{ echo 'another l4-runbook run "
@@ -117,6 +121,33 @@ class Transport:
                 f"{self.name}: user {self.login_user!r} needs passwordless sudo (as on GCP images)"
             )
         return result
+
+    def start(self, script: str) -> Callable[[], Result]:
+        """Send a read-only *script* now, in a thread of its own; the returned call waits for its Result.
+
+        Counted here, in the caller's thread, so a section's count never takes in a command another
+        thread sent while it ran. Several may be in flight on one connection (one SSH channel each).
+        """
+        with self._lock:
+            self.commands += 1
+        done: dict[str, Result | BaseException] = {}
+
+        def send() -> None:
+            try:
+                done["result"] = self._execute(script)
+            except BaseException as err:  # handed to whoever waits for it
+                done["result"] = err
+
+        thread = threading.Thread(target=send, name=f"{self.name}-read", daemon=True)
+        thread.start()
+
+        def wait() -> Result:
+            thread.join()
+            if isinstance(done["result"], BaseException):
+                raise done["result"]
+            return done["result"]
+
+        return wait
 
     def _run(self, command: str, stdin: str) -> Result:  # pragma: no cover - abstract
         raise NotImplementedError
