@@ -320,8 +320,31 @@ class SshTransport(Transport):
 
     def _run(self, command: str, stdin: str) -> Result:
         def run() -> Result:
-            r = self._conn.run(command, in_stream=_Script(stdin), hide=True, warn=True, pty=False)
-            return Result(r.exited, r.stdout, r.stderr)
+            # A plain channel: the script goes in whole, stdout and stderr come back whole. (Fabric's
+            # runner adds threads for echoing, watchers and a stdin poller a batch does not use.)
+            # Sending, stdout and stderr each in their own thread: none can block the others (a large
+            # script still being sent while the host already writes a lot).
+            channel = self._conn.client.get_transport().open_session()
+            try:
+                channel.exec_command(command)
+                errors: list[bytes] = []
+
+                def send() -> None:
+                    channel.sendall(stdin.encode())
+                    channel.shutdown_write()
+
+                workers = [threading.Thread(target=send, daemon=True),
+                           threading.Thread(target=lambda: errors.append(channel.makefile_stderr("rb").read()),
+                                            daemon=True)]
+                for worker in workers:
+                    worker.start()
+                out = channel.makefile("rb").read()
+                for worker in workers:
+                    worker.join()
+                rc = channel.recv_exit_status()
+            finally:
+                channel.close()
+            return Result(rc, out.decode("utf-8", "replace"), errors[0].decode("utf-8", "replace") if errors else "")
 
         return self._guarded(run)
 
