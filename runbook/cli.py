@@ -88,7 +88,16 @@ def run_on_host(cfg: config_mod.Config, transport: Transport, names: Iterable[st
 
     A section's late steps (waits) run after all the other sections, so e.g. vLLM's
     first start (minutes) overlaps with installing the app and the monitoring.
+
+    Connecting and taking the run lock (waits on the network and the host) happen while the
+    steps are prepared here. Then every section's fact batch is sent at once, side by side (still
+    one remote command per section); a section uses its early batch only when the sections before
+    it on this host ran nothing but their own batch (no change, no wait, no re-read), so what it
+    read is what it would read now. Otherwise it reads its facts again when its turn comes.
     """
+    from functools import partial
+
+    from .engine.facts import answers, batch_script
     from .engine.runner import run_steps
     from .sections.common import HostInfo
 
@@ -98,20 +107,28 @@ def run_on_host(cfg: config_mod.Config, transport: Transport, names: Iterable[st
     names = list(names)
     try:
         # From the first fact gathered to the last change, no other run acts on this host.
-        transport.lock_run(opts.wait, notify=out.warn)
-        for name in names:
+        locked = _in_thread(transport.lock_run, opts.wait, out.warn)
+        prepared = [(name, *_prepare(cfg, host, name, last=name == names[-1])) for name in names]
+        locked()
+        early: dict[str, partial] = {}
+        for name, steps, _late, error in prepared:
+            if error:
+                break  # nothing is read for a section that cannot run, nor after it
+            early[name] = partial(answers, transport, transport.start(batch_script(steps)), len(steps))
+        quiet = True  # every section so far ran only its own batch
+        for name, steps, late, error in prepared:
             section = HOST_SECTIONS[name]
-            try:
-                steps = section.build(cfg, host)
-                late = section.late(cfg, host) if section.late else []
-                if name == names[-1]:  # nothing left to overlap with: one batch, one round trip
-                    steps, late = steps + late, []
-            except RunbookError as err:
-                out.error(f"[{transport.name}] {name}: {err}")
+            if error:
+                out.error(f"[{transport.name}] {name}: {error}")
                 results.append(SectionResult(transport.name, name, [StepResult(
-                    transport.name, name, section.guide, "prepare steps", FAILED, error=str(err))]))
+                    transport.name, name, section.guide, "prepare steps", FAILED, error=error)]))
                 return results
-            result = run_steps(transport, name, section.guide, steps, out, opts.dry_run, section.hints)
+            read = early.pop(name) if quiet else None
+            result = run_steps(transport, name, section.guide, steps, out, opts.dry_run, section.hints,
+                               read=read)
+            if not quiet:
+                result.commands += 1  # its early batch was sent but is stale: read again above
+            quiet = quiet and result.commands == 1
             results.append(result)
             if result.status == FAILED:
                 return results
@@ -130,6 +147,44 @@ def run_on_host(cfg: config_mod.Config, transport: Transport, names: Iterable[st
         out.end(transport.name)
         transport.close()
     return results
+
+
+def _prepare(cfg: config_mod.Config, host, name: str, last: bool) -> tuple[list, list, str]:
+    """A section's steps and late steps, or the error that stops it (reported when its turn comes)."""
+    section = HOST_SECTIONS[name]
+    try:
+        steps = section.build(cfg, host)
+        late = section.late(cfg, host) if section.late else []
+    except RunbookError as err:
+        return [], [], str(err)
+    if last:  # nothing left to overlap with: one batch, one round trip
+        return steps + late, [], ""
+    return steps, late, ""
+
+
+def _in_thread(action, *args):
+    """Start *action(*args)* in a thread; the returned call waits for it and raises what it raised."""
+    import threading
+
+    done: list = []
+
+    def work() -> None:
+        try:
+            done.append((True, action(*args)))
+        except BaseException as err:  # handed to whoever waits
+            done.append((False, err))
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+
+    def wait():
+        thread.join()
+        ok, value = done[0]
+        if not ok:
+            raise value
+        return value
+
+    return wait
 
 
 def run_host_sections(names: list[str], opts: Options, out: Output | None = None,

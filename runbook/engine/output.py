@@ -8,7 +8,10 @@
   so a long wait never looks like a hang and a short step costs one line.
 * ``--output json`` streams one JSON object per step result (results.step_record) on stdout;
   the human log then goes to stderr.
-* Colours follow rich: off when not a terminal or when NO_COLOR is set.
+* Colours follow rich: off when not a terminal or when NO_COLOR is set. Where rich would see no
+  terminal, the lines (plain text, nothing else) are written without importing rich at all: a
+  no-op run into a pipe or a CI log does not pay for loading it. Tables (verify, troubleshoot)
+  still go through rich, loaded when first printed.
 
 Everything printed passes through mask().
 """
@@ -16,22 +19,23 @@ Everything printed passes through mask().
 from __future__ import annotations
 
 import atexit
+import builtins
 import json
+import os
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TextIO
-
-from rich.console import Console, Group
-from rich.live import Live
-from rich.segment import Segment, Segments
-from rich.spinner import Spinner
-from rich.style import Style
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..secrets import mask
 from .results import CHANGED, FAILED, OK, SKIPPED, SectionResult, StepResult, step_record
+
+if TYPE_CHECKING:
+    from rich.console import Console, Group
+    from rich.live import Live
+    from rich.segment import Segments
 
 STYLE = {OK: "green", CHANGED: "yellow", FAILED: "bold red", SKIPPED: "dim", "would change": "cyan"}
 
@@ -50,7 +54,27 @@ def duration(seconds: float) -> str:
 
 def console(stderr: bool = False) -> Console:
     """The console every task prints through (rich turns colour off for pipes and NO_COLOR)."""
+    from rich.console import Console
+
     return Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False)
+
+
+def _no_terminal(stderr: bool = False) -> bool:
+    """True where rich would certainly treat the stream as no terminal (its Console.is_terminal rules:
+    TTY_COMPATIBLE=0, or neither TTY_COMPATIBLE=1 nor FORCE_COLOR set and not a tty). Then it prints
+    our lines as plain text, exactly what writing them ourselves gives. Jupyter and IDLE go to rich."""
+    stream = sys.stderr if stderr else sys.stdout
+    if hasattr(builtins, "get_ipython") or getattr(sys.stdin, "__module__", "").startswith("idlelib"):
+        return False
+    compatible = os.environ.get("TTY_COMPATIBLE", "")
+    if compatible in ("0", "1"):
+        return compatible == "0"
+    if os.environ.get("FORCE_COLOR") is not None:
+        return False
+    try:
+        return not stream.isatty()
+    except (AttributeError, ValueError):
+        return True
 
 
 @dataclass
@@ -64,7 +88,7 @@ class _Activity:
     limit: float | None = None  # the longest the step may take, when it has a deadline
     quiet: bool = False  # shown live on a terminal, but no start line on a pipe
     announced: float = 0.0  # when its start line was printed (pipes only)
-    spinner: Spinner = field(default_factory=lambda: Spinner("dots"))
+    spinner: Any = None  # rich's Spinner, made when a live region first draws it
 
     def text(self) -> str:
         """`[host] 3-6   /health on :8001: compiling — 1m12s of up to 15m`"""
@@ -76,24 +100,42 @@ class _Activity:
 class Output:
     def __init__(self, console: Console | None = None, show_diff: bool = False, progress_every: float = 60.0,
                  long_after: float = 2.0, json_stream: TextIO | None = None, live: bool | None = None):
-        self.console = console or globals()["console"]()
+        # No console given and stdout no terminal: plain lines, rich only if a table is printed.
+        self._plain = console is None and not live and _no_terminal()
+        self._console = console
         self.show_diff = show_diff
         self.progress_every = progress_every
         self.long_after = long_after
         self.json_stream = json_stream
-        self.live = self.console.is_terminal and not self.console.is_dumb_terminal if live is None else live
+        if live is None:
+            live = not self._plain and self.console.is_terminal and not self.console.is_dumb_terminal
+        self.live = live
         self._lock = threading.RLock()  # printing
         self._running: dict[str, _Activity] = {}  # host -> its running step
         self._last_progress: dict[str, float] = {}
         self._live: Live | None = None
         self._ticker: threading.Thread | None = None
 
+    @property
+    def console(self) -> Console:
+        """rich's console on stdout (made on first use where lines go out plain)."""
+        if self._console is None:
+            self._console = globals()["console"]()
+        return self._console
+
     # -- plain lines -------------------------------------------------------------------------
 
     def line(self, text: str, style: str = "") -> None:
         """One line of text, printed as it is (no markup, no tab expansion), secrets masked."""
         with self._lock:
-            self.console.print(exact(mask(text), style), end="", soft_wrap=True, crop=False)
+            self._print(mask(text), style)
+
+    def _print(self, text: str, style: str) -> None:
+        if self._plain:
+            sys.stdout.write(_shown(text) + "\n")
+            sys.stdout.flush()
+        else:
+            self.console.print(exact(text, style), end="", soft_wrap=True, crop=False)
 
     def info(self, text: str) -> None:
         self.line(text)
@@ -128,7 +170,7 @@ class Output:
             if self.live and not self._running:
                 self._stop_live()
             for text, style in result_lines(result, dry_run, self.show_diff):
-                self.console.print(exact(mask(text), style), end="", soft_wrap=True, crop=False)
+                self._print(mask(text), style)
             if self.json_stream is not None:
                 self.json_stream.write(json.dumps(step_record(result, dry_run)) + "\n")
                 self.json_stream.flush()
@@ -151,8 +193,14 @@ class Output:
     # -- long steps: a live region on a terminal, a ticker elsewhere ----------------------------
 
     def _render(self) -> Group:
+        from rich.console import Group
+        from rich.spinner import Spinner
+        from rich.text import Text
+
         rows = []
         for activity in list(self._running.values()):
+            if activity.spinner is None:
+                activity.spinner = Spinner("dots")
             activity.spinner.update(text=Text(activity.text()))
             rows.append(activity.spinner)
         return Group(*rows)
@@ -160,6 +208,8 @@ class Output:
     def _start_live(self) -> None:
         with self._lock:
             if self._live is None:
+                from rich.live import Live
+
                 self._live = Live(console=self.console, get_renderable=self._render, transient=True,
                                   refresh_per_second=8, redirect_stdout=False, redirect_stderr=False)
                 self._live.start()
@@ -235,8 +285,15 @@ def exact(text: str, style: str = "") -> Segments:
     backslash; segments go out untouched. Only terminal control characters (an escape sequence
     in a log line could rewrite the screen) are shown as `\\xNN` instead.
     """
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-    return Segments([Segment(text, Style.parse(style) if style else None), Segment.line()])
+    from rich.segment import Segment, Segments
+    from rich.style import Style
+
+    return Segments([Segment(_shown(text), Style.parse(style) if style else None), Segment.line()])
+
+
+def _shown(text: str) -> str:
+    """Terminal control characters as `\\xNN`: an escape sequence in a log line must not rewrite the screen."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def result_lines(result: StepResult, dry_run: bool, show_diff: bool = False) -> list[tuple[str, str]]:

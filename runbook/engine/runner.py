@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from ..errors import RunbookError
 from ..transport import Transport
@@ -35,20 +36,23 @@ def run_steps(
     dry_run: bool = False,
     hints: dict[str, str] | None = None,
     into: SectionResult | None = None,
+    read: Callable[[], list[str]] | None = None,
 ) -> SectionResult:
     """Run *steps* on *transport*; never raises for a step failure, it is reported.
 
     *into* continues an earlier part of the same section (its late steps, run after other
     sections so long waits overlap), with the handlers that part notified. Either part
     re-reads a step's fact when a unit it watches moved after the part's batch was read.
+    *read* returns the batch of *steps* already sent (one remote command, counted as this
+    section's), e.g. side by side with other sections' batches; without it the batch is read here.
     """
-    started, commands_before = time.monotonic(), transport.commands
+    started, commands_before = time.monotonic(), transport.commands - (read is not None)
     result = into or SectionResult(host=transport.name, section=section, dry_run=dry_run)
     elapsed_before, commands_earlier = result.seconds, result.commands
     out.section(transport.name, section + (" (continued)" if into else ""), guide, dry_run)
     out.begin(transport.name, "", f"{section}: reading the host's state", quiet=True)
     try:
-        facts = gather(transport, steps)
+        facts = read() if read else gather(transport, steps)
     except RunbookError as err:
         result.steps.append(StepResult(transport.name, section, guide, "gather facts", FAILED, error=str(err)))
         out.step(result.steps[-1], dry_run)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import tarfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -44,6 +43,8 @@ def pack(directory: Path) -> bytes:
     """A reproducible .tar.gz of *directory* (same tree, same bytes)."""
     if not directory.is_dir():
         raise ConfigError(f"ai_server.source.path: {directory} is not a directory")
+    import tarfile  # only where the tree is packed: not on every import of the sections
+
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
         for path in sorted(directory.rglob("*")):
@@ -79,6 +80,8 @@ class Entry:
 
 def manifest(tarball: bytes) -> dict[str, Entry]:
     """path -> Entry for every member of the shipped tarball."""
+    import tarfile
+
     out: dict[str, Entry] = {}
     with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as tar:
         for member in tar.getmembers():

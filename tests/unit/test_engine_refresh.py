@@ -65,8 +65,9 @@ class FakeHost(Transport):
     def run(self, script: str, exclusive: bool = False) -> Result:
         self.commands += 1
         if facts_mod.MARK in script:
-            probes = re.findall(r"printf '" + re.escape(facts_mod.MARK) + r" (\d+) '\n\{\n(.*?)\n\} 2>/dev/null",
-                                script, re.S)
+            # each probe runs in the background into its own file: {\nPROBE\n} >"$d/INDEX" ... &
+            found = re.findall(r'\{\n(.*?)\n\} >"\$d/(\d+)" 2>/dev/null </dev/null &', script, re.S)
+            probes = [(i, p) for p, i in found]
             self.log.append("gather " + ",".join(self._name(p) for _, p in probes))
             lines = [f"{facts_mod.MARK} {i} " + base64.b64encode(self._probe(p).encode()).decode()
                      for i, p in probes]

@@ -69,6 +69,14 @@ def test_a_host_section_run_never_loads_the_cloud_client():
     assert not [m for m in new if m.startswith(("google", "grpc", "runbook.cloud."))]
 
 
+def test_a_run_into_a_pipe_prints_its_lines_without_rich():
+    """stdout is a pipe here: the lines go out as plain text and rich is never loaded for them."""
+    new = imported_by("from runbook.engine.output import Output\nfrom runbook.engine import runner\n"
+                      "out = Output()\nout.line('[host] 4-1   /app: ok')\nout.warn('w')")
+    assert "runbook.engine.output" in new and "runbook.engine.runner" in new
+    assert not [m for m in new if m.split(".")[0] == "rich"]
+
+
 def test_heavy_libraries_are_not_imported_by_listing():
     new = beyond_invoke("import tasks")
     assert not [m for m in new if m.split(".")[0] in HEAVY]
