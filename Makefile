@@ -35,7 +35,7 @@ TEST_WORKERS ?= 4
 
 test: deps venv
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 # The package as a user gets it: a wheel in a fresh venv runs the sandbox and a deploy (root).
 wheel-check: deps venv

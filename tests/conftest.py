@@ -6,15 +6,16 @@ run hosts (not root, systemd-nspawn/debootstrap/tinyproxy missing): the reason i
 get a state dir of their own under TEST_STATE_ROOT, so they never touch a sandbox someone runs by
 hand; the image cache is shared, so only the first run ever builds the image.
 
-Parallel runs (pytest-xdist, `make test` uses `-n 4 --dist loadgroup`): every worker is a session of
-its own, so it gets its own state dir, and testbed.sandbox hands out host slots (names, addresses,
-links) machine-wide under a lock. A module's tests stay on one worker (its module-scoped host is made
-once), and the modules that share one deployed host (SHARED_HOSTS) are kept together in a group.
+Parallel runs (pytest-xdist, `make test` uses `-n 4`): every worker is a session of its own, so it
+gets its own state dir, and testbed.sandbox hands out host slots (names, addresses, links)
+machine-wide under a lock. A module's tests stay on one worker (its module-scoped host is made once),
+and the modules that share one deployed host (SHARED_HOSTS) are kept together (WorkUnitScheduling).
 """
 
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -30,35 +31,51 @@ SANDBOX_FIXTURES = {"sandbox_state_dir", "sandbox_host", "sandbox_hosts"}
 
 # Modules that use the deployed host of test_troubleshoot_stack.stack_for (one per worker): each group runs
 # on one worker, so a run deploys that host once per group, not once per module. Two groups so that two
-# workers share the work; the heaviest first, because workers take groups in this order.
+# workers share the work.
 SHARED_HOSTS = {
     "stack-1": ("test_troubleshoot_host.py", "test_plantings.py", "test_verify.py"),
     "stack-2": ("test_current_components_on_hosts.py", "test_troubleshoot_monitoring.py",
                 "test_restart_recheck.py", "test_troubleshoot_stack.py", "test_prometheus.py"),
 }
 _GROUP_OF = {module: group for group, modules in SHARED_HOSTS.items() for module in modules}
-# Slow modules first (their fixtures boot hosts and deploy), so no worker starts one of them last.
+# Slow units first (their fixtures boot hosts and deploy), so no worker starts one of them last.
 SLOW_FIRST = ("stack-1", "stack-2", "test_wheel.py", "test_output_deploy.py", "test_monitoring.py",
               "test_deploy.py", "test_drift.py", "test_cloud_sandbox.py")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns xdist_group into the scheduling key
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that boots hosts is an integration test, whether or not its author marked it; for
-    parallel runs every test gets the group of its module (or of its shared host)."""
-    for item in items:
-        if SANDBOX_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.integration)
-        if not item.get_closest_marker("xdist_group"):
-            module = item.path.name
-            item.add_marker(pytest.mark.xdist_group(_GROUP_OF.get(module, module)))
-    if os.environ.get("PYTEST_XDIST_WORKER"):  # the scheduler hands out groups in the workers' order
-        items.sort(key=_slow_first)  # stable: within a group, file order is kept
+def work_unit(nodeid: str) -> str:
+    """What one worker runs whole: a module, or the group of modules sharing a deployed host."""
+    module = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+    return _GROUP_OF.get(module, module)
 
 
 def _slow_first(item: pytest.Item) -> int:
-    group = item.get_closest_marker("xdist_group").args[0]
-    return SLOW_FIRST.index(group) if group in SLOW_FIRST else len(SLOW_FIRST)
+    unit = work_unit(item.nodeid)
+    return SLOW_FIRST.index(unit) if unit in SLOW_FIRST else len(SLOW_FIRST)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that boots hosts is an integration test, whether or not its author marked it. In a
+    parallel run the slow work units come first: workers take units in collection order."""
+    for item in items:
+        if SANDBOX_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=_slow_first)  # stable: within a unit, file order is kept
+
+
+if importlib.util.find_spec("xdist"):  # the hook exists only with pytest-xdist (the test extra has it)
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkUnitScheduling(LoadScopeScheduling):
+        """xdist's scope scheduling with work_unit() as the scope. (xdist's own --dist loadgroup marks a
+        group by rewriting node ids, which pytest 9 no longer reads back, so it would split modules.)"""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    def pytest_xdist_make_scheduler(config: pytest.Config, log) -> LoadScopeScheduling:
+        return WorkUnitScheduling(config, log)
 
 
 def _unavailable() -> str | None:
