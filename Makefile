@@ -28,9 +28,14 @@ sandbox: deps venv secrets.env
 secrets.env:
 	umask 077; $(BIN)/python -c 'import secrets; print(f"VLLM_API_KEY=sandbox-{secrets.token_hex(16)}\nOCR_API=sandbox-{secrets.token_hex(8)}\nBACKEND_INTERNAL_TOKEN=sandbox-{secrets.token_hex(8)}")' > $@
 
+# Parallel (pytest-xdist): most test time is waiting on booting hosts and slow-starting stand-ins, so
+# more workers than cores pays; each module (or group sharing one deployed host) stays on one worker, and
+# workers take the groups in the order tests/conftest.py puts them (the slowest first), not by test count.
+TEST_WORKERS ?= 4
+
 test: deps venv
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 # The package as a user gets it: a wheel in a fresh venv runs the sandbox and a deploy (root).
 wheel-check: deps venv

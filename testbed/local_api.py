@@ -104,6 +104,17 @@ def _port() -> int:
             return 0
 
 
+@contextlib.contextmanager
+def _port_locked():
+    """Held from choosing the port until the server listens on it: two state dirs starting servers at
+    once (parallel test workers) would otherwise both find 8780 free, and one server would fail to bind."""
+    path = Path("/run/lock/l4rb-compute-api-port.lock") if os.geteuid() == 0 else _dir() / "compute-api-port.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def ensure_running() -> str:
     """Start the server unless it runs; return its URL."""
     folder = _dir()
@@ -119,14 +130,14 @@ def ensure_running() -> str:
         package_root = Path(__file__).resolve().parents[1]  # the folder that holds testbed/
         env = {**os.environ, "L4RB_SANDBOX_DIR": str(folder),
                "PYTHONPATH": os.pathsep.join(filter(None, [str(package_root), os.environ.get("PYTHONPATH")]))}
-        with open(log, "w") as out:
+        with _port_locked(), open(log, "w") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "testbed.compute_server", "--port", str(_port()),
                  "--state", str(state_path()), "--backend", BACKEND, "--token-file", str(token_path())],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=package_root,
                 start_new_session=True,
             )
-        url = _wait_for_url(proc, log)
+            url = _wait_for_url(proc, log)
         info_path().write_text(json.dumps({"pid": proc.pid, "url": url, "state": str(state_path())}) + "\n")
         return url
 

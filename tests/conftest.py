@@ -5,11 +5,17 @@ run hosts (not root, systemd-nspawn/debootstrap/tinyproxy missing): the reason i
 (`-ra`), with the command that makes them run. Where they must run (CI=true) that is a failure. The tests
 get a state dir of their own under TEST_STATE_ROOT, so they never touch a sandbox someone runs by
 hand; the image cache is shared, so only the first run ever builds the image.
+
+Parallel runs (pytest-xdist, `make test` uses `-n 4`): every worker is a session of its own, so it
+gets its own state dir, and testbed.sandbox hands out host slots (names, addresses, links)
+machine-wide under a lock. A module's tests stay on one worker (its module-scoped host is made once),
+and the modules that share one deployed host (SHARED_HOSTS) are kept together (WorkUnitScheduling).
 """
 
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -20,14 +26,56 @@ import pytest
 from compute_contract import compute_requests  # noqa: F401 - autouse: every Compute request checked
 
 TEST_STATE_ROOT = Path("/var/lib/l4-runbook/test-sandbox")
+PRIVATE = "private"  # <run>/private/<module>: the state dirs of private_sandbox_dir
 SANDBOX_FIXTURES = {"sandbox_state_dir", "sandbox_host", "sandbox_hosts"}
+
+# Modules that use the deployed host of test_troubleshoot_stack.stack_for (one per worker): each group runs
+# on one worker, so a run deploys that host once per group, not once per module. Two groups so that two
+# workers share the work.
+SHARED_HOSTS = {
+    "stack-1": ("test_troubleshoot_host.py", "test_plantings.py", "test_verify.py"),
+    "stack-2": ("test_current_components_on_hosts.py", "test_troubleshoot_monitoring.py",
+                "test_restart_recheck.py", "test_troubleshoot_stack.py", "test_prometheus.py"),
+}
+_GROUP_OF = {module: group for group, modules in SHARED_HOSTS.items() for module in modules}
+# Slow units first (their fixtures boot hosts and deploy), so no worker starts one of them last.
+SLOW_FIRST = ("stack-1", "stack-2", "test_wheel.py", "test_output_deploy.py", "test_monitoring.py",
+              "test_deploy.py", "test_drift.py", "test_cloud_sandbox.py")
+
+
+def work_unit(nodeid: str) -> str:
+    """What one worker runs whole: a module, or the group of modules sharing a deployed host."""
+    module = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+    return _GROUP_OF.get(module, module)
+
+
+def _slow_first(item: pytest.Item) -> int:
+    unit = work_unit(item.nodeid)
+    return SLOW_FIRST.index(unit) if unit in SLOW_FIRST else len(SLOW_FIRST)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that boots hosts is an integration test, whether or not its author marked it."""
+    """Every test that boots hosts is an integration test, whether or not its author marked it. In a
+    parallel run the slow work units come first: workers take units in collection order."""
     for item in items:
         if SANDBOX_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=_slow_first)  # stable: within a unit, file order is kept
+
+
+if importlib.util.find_spec("xdist"):  # the hook exists only with pytest-xdist (the test extra has it)
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkUnitScheduling(LoadScopeScheduling):
+        """xdist's scope scheduling with work_unit() as the scope. (xdist's own --dist loadgroup marks a
+        group by rewriting node ids, which pytest 9 no longer reads back, so it would split modules.)"""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    def pytest_xdist_make_scheduler(config: pytest.Config, log) -> LoadScopeScheduling:
+        return WorkUnitScheduling(config, log)
 
 
 def _unavailable() -> str | None:
@@ -47,8 +95,9 @@ def _clean_stale_runs() -> None:
                 fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue  # a live test session owns it
-            with _state_dir(run):
-                down()
+            for state in (*run.glob(f"{PRIVATE}/*"), run):
+                with _state_dir(state):
+                    down()
         shutil.rmtree(run, ignore_errors=True)
 
 
@@ -81,10 +130,15 @@ def sandbox_state_dir() -> Iterator[Path]:
     from testbed.sandbox import down
 
     TEST_STATE_ROOT.mkdir(parents=True, exist_ok=True)
-    _clean_stale_runs()
-    path = Path(tempfile.mkdtemp(prefix="run-", dir=TEST_STATE_ROOT))
-    with open(path / "owner.lock", "w") as owner, _state_dir(path):
+    with open(TEST_STATE_ROOT / "runs.lock", "w") as runs:
+        # Held while cleaning and claiming: another worker must not take this run's fresh dir, not yet
+        # locked by its owner, for the leftover of a killed run.
+        fcntl.flock(runs, fcntl.LOCK_EX)
+        _clean_stale_runs()
+        path = Path(tempfile.mkdtemp(prefix="run-", dir=TEST_STATE_ROOT))
+        owner = open(path / "owner.lock", "w")  # held for the whole session, closed below
         fcntl.flock(owner, fcntl.LOCK_EX)
+    with owner, _state_dir(path):
         try:
             yield path
         finally:
@@ -117,3 +171,23 @@ def sandbox_hosts(sandbox_state_dir: Path) -> Iterator[Callable[[int], list]]:
     yield make
     for host in made:
         remove(host.name)
+
+
+@pytest.fixture(scope="module")
+def private_sandbox_dir(sandbox_state_dir: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A state dir of the module's own, in force (L4RB_SANDBOX_DIR) while the module runs; its hosts are
+    removed after it. For modules that run `sandbox.up`/`sandbox.down` or the local Compute API as a user
+    does: those act on every host of a state dir, which must not be the hosts other modules of this
+    worker keep (the deployed host of test_troubleshoot_stack lives for the whole session)."""
+    from testbed.sandbox import down
+
+    path = sandbox_state_dir / PRIVATE / request.module.__name__.rsplit(".", 1)[-1]
+    path.mkdir(parents=True, mode=0o700)
+    with _state_dir(path):
+        try:
+            yield path
+        finally:
+            from testbed import local_api
+
+            local_api.stop(forget=True)
+            down()

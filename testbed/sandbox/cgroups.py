@@ -33,7 +33,13 @@ def create(name: str) -> list[Path]:
     groups = []
     for hierarchy in hierarchies():
         group = hierarchy / "l4rb" / name
-        group.mkdir(parents=True, exist_ok=True)
+        for attempt in range(5):
+            try:
+                group.mkdir(parents=True, exist_ok=True)
+                break
+            except FileNotFoundError:  # another host's remove() took away the empty l4rb/ just then
+                if attempt == 4:
+                    raise
         groups.append(group)
     return groups
 

@@ -10,7 +10,8 @@ Sandbox hosts reach only Debian's mirror and PyPI, so section 7's downloads come
   loki/                 a Loki push receiver, run by loki-double.service on :3100
 
 The kit is built once per source version on the controller (gcc, dpkg-deb, git, apt-get download)
-and cached next to the image cache; installing copies it into a root, before boot or while running.
+and cached next to the image cache (kits of other versions are kept until unused for a week: see
+cache.py); installing copies it into a root, before boot or while running.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 from runbook.config import DcgmConfig, NodeExporterConfig, PromtailConfig
 
 from ..settings import MIRROR_URL
+from . import cache
 from .errors import SandboxError
 from .paths import image_cache
 from .shell import say
@@ -88,12 +90,12 @@ def monitoring_kit() -> Path:
     base = image_cache().parent / "monitoring-kit"
     final = base / _digest()
     if final.is_dir():
-        return final
+        return cache.used(final)
     base.mkdir(parents=True, exist_ok=True)
     with open(base / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if final.is_dir():
-            return final
+            return cache.used(final)
         work = base / f".build-{os.getpid()}"
         shutil.rmtree(work, ignore_errors=True)
         say("building the monitoring doubles (DCGM repo, dcgm-exporter git, node_exporter, promtail, Loki)")
@@ -102,11 +104,10 @@ def monitoring_kit() -> Path:
         except Exception as err:
             shutil.rmtree(work, ignore_errors=True)
             raise SandboxError(f"could not build the monitoring doubles: {err}") from err
-        for old in base.iterdir():
-            if old.is_dir() and not old.name.startswith("."):
-                shutil.rmtree(old, ignore_errors=True)
+        # Kits of other versions stay: another checkout or test worker may be using one right now.
+        cache.prune_unused(base, keep=final.name)
         os.rename(work, final)
-    return final
+    return cache.used(final)
 
 
 def install_monitoring_doubles(root: Path) -> None:

@@ -3,8 +3,9 @@
 Built once with debootstrap from the mirror in this machine's own apt sources, then post-set-up
 (image_setup.py). The cache directory name is a hash of the whole recipe (suite, variant,
 packages, mirror, post-setup code), so a changed recipe builds a new image and an unchanged one is
-reused. A build happens in a temporary directory that is renamed into place only when complete,
-so a killed build never leaves something that looks like a finished image.
+reused; images of other recipes are dropped once unused for a week (cache.py). A build happens in a
+temporary directory that is renamed into place only when complete, so a killed build never leaves
+something that looks like a finished image.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from . import cache as caches
 from . import image_setup
 from .errors import SandboxError
 from .paths import image_cache
@@ -40,14 +42,15 @@ def ensure_image() -> Path:
     cache = image_cache()
     final = cache / key
     if (final / "root").is_dir():
-        return final / "root"
+        return caches.used(final) / "root"
     cache.mkdir(parents=True, exist_ok=True)
     with open(cache / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second builder waits, then finds the image
         if not (final / "root").is_dir():
             _build(recipe, cache, final, lock.fileno())
-            _prune(cache, keep=key)
-    return final / "root"
+            # Images of other recipes stay while in use (another checkout's hosts are copied from them).
+            caches.prune_unused(cache, keep=key)
+    return caches.used(final) / "root"
 
 
 def debian_mirror(apt_dir: Path = APT_SOURCES) -> str:
@@ -144,13 +147,6 @@ def _build(recipe: dict[str, object], cache: Path, final: Path, lock_fd: int) ->
         _remove_build(work)
         raise
     say(f"image ready in {time.monotonic() - started:.0f}s: {final}")
-
-
-def _prune(cache: Path, keep: str) -> None:
-    """Drop images of older recipes; hosts have their own copies, so nothing depends on them."""
-    for entry in cache.iterdir():
-        if entry.is_dir() and not entry.name.startswith(".") and entry.name != keep:
-            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _remove_build(path: Path) -> None:

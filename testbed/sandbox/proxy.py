@@ -4,7 +4,9 @@ A tinyproxy of our own (config, pid file and log in <state>/proxy, not the syste
 port 8888 on all addresses, allowing 127.0.0.1 and 10.231.0.0/16 and CONNECT to 443 and 80.
 Guests use http://10.231.N.1:8888. There is one port, so there is one proxy per machine: if a
 sandbox proxy started from another state dir already listens, it is reused, and the proxy is
-stopped only when no sandbox network is left on the machine. tinyproxy runs in the foreground
+stopped only when no sandbox network is left on the machine; starting and stopping hold a machine-wide
+lock, so a worker removing its last host cannot stop the proxy another has just found running (a host's
+network always exists before its boot asks for the proxy). tinyproxy runs in the foreground
 (-d) with its log on stdout, because after dropping to its own user it could not open a log file
 inside our root-only state dir.
 """
@@ -20,7 +22,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import children, network
+from . import children, network, state
 from .errors import SandboxError
 from .naming import PROXY_PORT, SUBNET
 from .paths import proxy_dir
@@ -50,6 +52,11 @@ def config_text(pid_file: Path) -> str:
 
 def ensure_running() -> int:
     """Start the proxy unless a sandbox proxy is already up; returns its pid."""
+    with state.machine_locked("proxy"):
+        return _ensure_running()
+
+
+def _ensure_running() -> int:
     running = find_running()
     if running:
         return running[0]
@@ -86,9 +93,10 @@ def ensure_running() -> int:
 
 def stop_if_unused() -> None:
     """Stop the proxy once no sandbox network is left on this machine."""
-    if network.existing_indices():
-        return
-    stop()
+    with state.machine_locked("proxy"):
+        if network.existing_indices():
+            return
+        stop()
 
 
 def stop() -> None:

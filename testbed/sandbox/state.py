@@ -28,9 +28,11 @@ def locked() -> Iterator[None]:
 
 
 @contextmanager
-def machine_locked() -> Iterator[None]:
-    """Held while picking a free host index: other state dirs (tests, a user's sandbox) pick too."""
-    path = Path("/run/lock/l4rb-sandbox-slots.lock")
+def machine_locked(what: str = "slots") -> Iterator[None]:
+    """A lock for the whole machine: "slots" is held while picking a free host index, "proxy" while
+    starting or stopping the one shared proxy. Other state dirs (parallel test workers, a user's
+    sandbox) do the same."""
+    path = Path(f"/run/lock/l4rb-sandbox-{what}.lock")
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

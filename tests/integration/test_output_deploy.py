@@ -30,15 +30,14 @@ ABOVE_THE_STEPS = 3  # warnings a deploy may print (world-open firewall rule, fi
 
 
 @pytest.fixture(scope="module")
-def project(sandbox_state_dir: Path, tmp_path_factory) -> Path:
+def project(private_sandbox_dir: Path, tmp_path_factory) -> Path:
+    """The user's folder; the VM's host and the local Compute API live in the module's own state dir,
+    and both are gone after the module."""
     root = tmp_path_factory.mktemp("deploy-output")
     text = (REPO / "hosts.toml").read_text().replace('path = "tests/fixtures/ai_app"',
                                                      f'path = "{REPO / "tests/fixtures/ai_app"}"')
     (root / "hosts.toml").write_text(text.replace('secrets_file = "secrets.env"', 'secrets_file = "none.env"'))
-    yield root
-    from testbed import local_api
-
-    local_api.stop(forget=True)
+    return root
 
 
 def fab(root: Path, *args: str) -> subprocess.CompletedProcess:

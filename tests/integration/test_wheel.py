@@ -30,7 +30,7 @@ def run(args: list, cwd: Path, timeout: int = 900, env: dict | None = None) -> s
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory, sandbox_state_dir) -> Path:
+def installed(tmp_path_factory, private_sandbox_dir) -> Path:
     """A fresh venv with the wheel and its `sandbox` extra; returns its bin folder."""
     work = tmp_path_factory.mktemp("wheel")
     run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(work / "dist"), str(REPO)], work)

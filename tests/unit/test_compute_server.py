@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 
@@ -19,6 +18,7 @@ from hypothesis import strategies as st
 
 from runbook import gcp
 from testbed.compute_server import ComputeServer, Faults, filters
+from testbed.compute_server.backend import DocumentationBackend
 
 from compute_api import FAST, POLICY
 
@@ -144,49 +144,99 @@ def test_404_and_409_reach_the_client_with_the_real_shape(api):
 # -- instances ----------------------------------------------------------------------------------
 
 
-def test_instance_insert_runs_with_address_tags_and_gpu(api, server):
-    server.sim.set_faults(op_pending_s=0.5)  # the wait starts while PENDING even on a busy machine
+class GatedBackend(DocumentationBackend):
+    """Addresses from TEST-NET-3 like the default backend, but the VM comes up only when the test says so
+    (or after 10 s): the operation stays RUNNING, the instance STAGING, for as long as a client needs to
+    see it, however slowly a loaded machine serves its polls."""
+
+    def __init__(self):
+        super().__init__()
+        self.booting, self.release = threading.Event(), threading.Event()
+
+    def create(self, instance):
+        self.booting.set()
+        self.release.wait(10)
+        return super().create(instance)
+
+
+class StateLog:
+    """Every state the server stores for an instance and its operations, in order. The store's commit runs
+    under its lock at every change, so wrapping it sees each state exactly once, with no poll to miss one."""
+
+    def __init__(self, server: ComputeServer, name: str = "vm1", zone: str = ZONE):
+        self.instance: list[str] = []
+        self.operations: dict[str, list[str]] = {}
+        store, commit = server.sim.store, server.sim.store.commit
+
+        def recording_commit() -> None:
+            project = store.data["projects"].get(PROJECT, {})
+            inst = project.get("instances", {}).get(zone, {}).get(name)
+            if inst is not None:
+                _append_new(self.instance, inst["status"])
+            for op_name, op in project.get("operations", {}).items():
+                _append_new(self.operations.setdefault(op_name, []), op["status"])
+            commit()
+
+        store.commit = recording_commit
+
+
+def _append_new(seen: list[str], value: str) -> None:
+    if not seen or seen[-1] != value:
+        seen.append(value)
+
+
+def test_instance_insert_runs_with_address_tags_and_gpu():
+    backend = GatedBackend()
     seen = []
-    op = api.instances.insert(project=PROJECT, zone=ZONE, instance_resource=vm())
-    assert op.zone.endswith(f"/zones/{ZONE}") and op.operation_type == "insert"
-    api.wait(op, progress=lambda o: seen.append(compute_v1.Operation.Status(o.status).name))
-    assert seen[-1] == "DONE" and "RUNNING" in seen
 
-    inst = api.instances.get(project=PROJECT, zone=ZONE, instance="vm1")
-    assert inst.status == "RUNNING"
-    assert ipaddress.ip_address(nat_ip(inst)) in ipaddress.ip_network("203.0.113.0/24")
-    assert list(inst.tags.items) == ["ai-server", "monitoring"] and inst.tags.fingerprint
-    assert inst.machine_type.endswith(f"/zones/{ZONE}/machineTypes/g2-standard-4")
-    assert inst.guest_accelerators[0].accelerator_type.endswith("/acceleratorTypes/nvidia-l4")
-    assert inst.guest_accelerators[0].accelerator_count == 1
-    assert inst.scheduling.on_host_maintenance == "TERMINATE" and inst.scheduling.automatic_restart
+    def progress(o):
+        seen.append(compute_v1.Operation.Status(o.status).name)
+        if seen[-1] == "RUNNING":
+            backend.release.set()  # the wait has reported RUNNING: now the VM may come up
 
-    boot = api.disks.get(project=PROJECT, zone=ZONE, disk="vm1")
-    assert boot.size_gb == 200 and boot.type_.endswith("/diskTypes/pd-ssd")
-    assert boot.source_image.endswith("ubuntu-accelerator-2204-amd64-with-nvidia-580-v20260128")
-    assert list(boot.users) == [inst.self_link]
-    assert inst.disks[0].source == boot.self_link and inst.disks[0].boot
+    # The VM boots only once the wait has reported RUNNING; a wait call that begins after the operation
+    # turned RUNNING blocks until the next change, so each call returns within 0.2 s (as the real API may
+    # return early) and the wait sees the RUNNING state however late its first call arrives.
+    with ComputeServer(faults={**FAST, "wait_max_s": 0.2}, backend=backend) as server:
+        api = gcp.clients(server.url, gcp.bearer(server.token), policy=POLICY)
+        op = api.instances.insert(project=PROJECT, zone=ZONE, instance_resource=vm())
+        assert op.zone.endswith(f"/zones/{ZONE}") and op.operation_type == "insert"
+        api.wait(op, progress=progress)
+        assert seen[-1] == "DONE" and "RUNNING" in seen
+        inst = api.instances.get(project=PROJECT, zone=ZONE, instance="vm1")
+        assert inst.status == "RUNNING"
+        assert ipaddress.ip_address(nat_ip(inst)) in ipaddress.ip_network("203.0.113.0/24")
+        assert list(inst.tags.items) == ["ai-server", "monitoring"] and inst.tags.fingerprint
+        assert inst.machine_type.endswith(f"/zones/{ZONE}/machineTypes/g2-standard-4")
+        assert inst.guest_accelerators[0].accelerator_type.endswith("/acceleratorTypes/nvidia-l4")
+        assert inst.guest_accelerators[0].accelerator_count == 1
+        assert inst.scheduling.on_host_maintenance == "TERMINATE" and inst.scheduling.automatic_restart
+
+        boot = api.disks.get(project=PROJECT, zone=ZONE, disk="vm1")
+        assert boot.size_gb == 200 and boot.type_.endswith("/diskTypes/pd-ssd")
+        assert boot.source_image.endswith("ubuntu-accelerator-2204-amd64-with-nvidia-580-v20260128")
+        assert list(boot.users) == [inst.self_link]
+        assert inst.disks[0].source == boot.self_link and inst.disks[0].boot
 
 
-def test_instance_goes_provisioning_staging_running(server, api):
-    server.sim.set_faults(op_pending_s=0.4, op_running_s=0.8)  # several polls per state on a busy machine
-    op = api.instances.insert(project=PROJECT, zone=ZONE, instance_resource=vm())
-    statuses, op_statuses = [], []
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        status = api.instances.get(project=PROJECT, zone=ZONE, instance="vm1").status
-        op_status = api.zone_operations.get(project=PROJECT, zone=ZONE, operation=op.name).status.name
-        for seen, value in ((statuses, status), (op_statuses, op_status)):
-            if not seen or seen[-1] != value:
-                seen.append(value)
-        if op_status == "DONE":
-            break
-        time.sleep(0.02)
-    final = api.instances.get(project=PROJECT, zone=ZONE, instance="vm1").status
-    if statuses[-1] != final:
-        statuses.append(final)
-    assert statuses == ["PROVISIONING", "STAGING", "RUNNING"]
-    assert op_statuses == ["PENDING", "RUNNING", "DONE"]
+
+def test_instance_goes_provisioning_staging_running():
+    backend = GatedBackend()
+    with ComputeServer(faults=FAST, backend=backend) as server:
+        log = StateLog(server)
+        api = gcp.clients(server.url, gcp.bearer(server.token), policy=POLICY)
+        op = api.instances.insert(project=PROJECT, zone=ZONE, instance_resource=vm())
+        # While the VM boots, a client reads the states in between.
+        assert backend.booting.wait(10)
+        assert api.instances.get(project=PROJECT, zone=ZONE, instance="vm1").status == "STAGING"
+        assert api.zone_operations.get(project=PROJECT, zone=ZONE, operation=op.name).status.name == "RUNNING"
+        backend.release.set()
+        api.wait(op)
+        assert api.instances.get(project=PROJECT, zone=ZONE, instance="vm1").status == "RUNNING"
+        assert api.zone_operations.get(project=PROJECT, zone=ZONE, operation=op.name).status.name == "DONE"
+    # Every state the server went through, none skipped, none out of order.
+    assert log.instance == ["PROVISIONING", "STAGING", "RUNNING"]
+    assert log.operations == {op.name: ["PENDING", "RUNNING", "DONE"]}
 
 
 def test_stop_and_start(api):
