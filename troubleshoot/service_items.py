@@ -102,7 +102,8 @@ def detect_s1(ev: Evidence) -> Finding:
         why, errors = trouble
         owner = _owner(ev.journal(name).recent(3))
         source = ev.unit(name).exec_source()
-        if owner:
+        # A clean stop is a stop: crash lines of earlier starts in the journal do not explain it.
+        if owner and not why.startswith("stopped"):
             covered.append(f"{name} is {why}; {owner[0]} covers it (journal: {owner[1].message.strip()[:160]})")
             continue
         problems.append(f"{name} is {why}")

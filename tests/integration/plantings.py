@@ -60,6 +60,12 @@ def crashed(unit: str = "vllm") -> str:
             "case \"$s\" in *auto-restart*|*failed*|*NRestarts=[1-9]*) exit 0;; esac; sleep 0.5; done; exit 1")
 
 
+# A planting that restarts vLLM but breaks nothing it needs: wait until it serves again, so the slow
+# start of B-12 (vLLM still loading) is not what the check sees.
+VLLM_READY = ("for i in $(seq 240); do curl -sf -o /dev/null http://127.0.0.1:8001/health && exit 0; sleep 0.5; "
+              "done; exit 1")
+
+
 def env_line(key: str, line: str, path: str = VLLM_ENV) -> str:
     """Replace KEY=... in *path* with *line* (as an editor would)."""
     return f"sed -i 's|^{key}=.*|{line}|' {path}"
@@ -215,7 +221,7 @@ CASES: tuple[Planting, ...] = (
              restore=f"sed -i 's|:3999/loki|:3100/loki|' {SHIPPER} && systemctl restart alloy"),
     # -- current components (C-1, C-2) --------------------------------------------------------------------
     Planting("env-guide-vllm-port", f"echo 'VLLM_PORT=8001' >> {VLLM_ENV} && systemctl restart vllm", ("C-2",),
-             "vllm.env:", after=f"! grep -q '^VLLM_PORT=' {VLLM_ENV}"),
+             "vllm.env:", after=f"! grep -q '^VLLM_PORT=' {VLLM_ENV}", settle=VLLM_READY),
     Planting("dropin-guide-vllm-host", dropin("host.conf", "Environment=VLLM_HOST=0.0.0.0"), ("C-2",),
-             f"{DROPIN_DIR}/host.conf", after=ASIDE, restore=NO_DROPINS),
+             f"{DROPIN_DIR}/host.conf", after=ASIDE, restore=NO_DROPINS, settle=VLLM_READY),
 )

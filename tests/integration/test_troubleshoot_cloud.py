@@ -97,5 +97,5 @@ def test_b1_deep_learning_vm_image_on_g2(server, tmp_path):
 
 def test_without_a_compute_api_the_cloud_side_cannot_tell(tmp_path):
     rc, item, log = troubleshoot(config(tmp_path), "--only", "B-16")
-    assert rc == 0 and item["verdict"] == "unknown"
+    assert rc == 2 and item["verdict"] == "unknown"  # exit 2: it cannot tell, which is not "all is well"
     assert item["summary"].startswith("no Compute API configured")
