@@ -338,17 +338,24 @@ def update_health_check(sim: Simulator, req: Request) -> dict:
     return _change_health_check(sim, req, merge=False)
 
 
+def _delete_unused_regional(sim: Simulator, req: Request, collection: str, param: str, kind: str,
+                            method: str) -> dict:
+    """Delete a regional resource nothing refers to; Google refuses one still in use (see _in_use)."""
+    region, name = req.params["region"], req.params[param]
+    with sim.store.lock:
+        resource = _regional(sim, req.project, collection, region, name, collection)
+        users = _users(sim, req.project, resource["selfLink"])
+        if users:
+            raise _in_use(kind, _short(resource["selfLink"]), _short(users[0]))
+        del sim.store.project(req.project)[collection][region][name]
+        sim.store.commit()
+        return _op(sim, req, resource, method, region=region)
+
+
 @route("DELETE", "/regions/{region}/healthChecks/{healthCheck}")
 def delete_health_check(sim: Simulator, req: Request) -> dict:
-    region, name = req.params["region"], req.params["healthCheck"]
-    with sim.store.lock:
-        hc = _regional(sim, req.project, "healthChecks", region, name, "healthChecks")
-        users = _users(sim, req.project, hc["selfLink"])
-        if users:
-            raise _in_use("health_check", _short(hc["selfLink"]), _short(users[0]))
-        del sim.store.project(req.project)["healthChecks"][region][name]
-        sim.store.commit()
-        return _op(sim, req, hc, "compute.regionHealthChecks.delete", region=region)
+    return _delete_unused_regional(sim, req, "healthChecks", "healthCheck", "health_check",
+                                   "compute.regionHealthChecks.delete")
 
 
 # -- regional backend services -------------------------------------------------------------------------------------
@@ -473,15 +480,8 @@ def update_backend_service(sim: Simulator, req: Request) -> dict:
 
 @route("DELETE", "/regions/{region}/backendServices/{backendService}")
 def delete_backend_service(sim: Simulator, req: Request) -> dict:
-    region, name = req.params["region"], req.params["backendService"]
-    with sim.store.lock:
-        bs = _regional(sim, req.project, "backendServices", region, name, "backendServices")
-        users = _users(sim, req.project, bs["selfLink"])
-        if users:
-            raise _in_use("backend_service", _short(bs["selfLink"]), _short(users[0]))
-        del sim.store.project(req.project)["backendServices"][region][name]
-        sim.store.commit()
-        return _op(sim, req, bs, "compute.regionBackendServices.delete", region=region)
+    return _delete_unused_regional(sim, req, "backendServices", "backendService", "backend_service",
+                                   "compute.regionBackendServices.delete")
 
 
 @route("POST", "/regions/{region}/backendServices/{backendService}/getHealth")
