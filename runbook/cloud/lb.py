@@ -226,6 +226,20 @@ def health_check_view(hc: compute_v1.HealthCheck) -> dict[str, str]:
             "healthy_threshold": str(hc.healthy_threshold), "unhealthy_threshold": str(hc.unhealthy_threshold)}
 
 
+def _get_or_none(get, **params):
+    """One resource read through the client, None where Google answers 404 (not created yet, or deleted)."""
+    try:
+        return get(**params)
+    except gexc.NotFound:
+        return None
+
+
+def forwarding_rule(ctx: CloudContext) -> compute_v1.ForwardingRule | None:
+    """The load balancer's forwarding rule as Google has it (its step and the endpoint read the same)."""
+    return _get_or_none(ctx.api.forwarding_rules.get, project=ctx.project, region=region(ctx.settings),
+                        forwarding_rule=names(ctx.settings).forwarding_rule)
+
+
 def _diff(have: dict[str, str] | None, want: dict[str, str]) -> str:
     if have is None:
         return "".join(f"+ {k}: {v}\n" for k, v in want.items())
@@ -239,11 +253,8 @@ class HealthCheckStep(ResourceStep):
     calls: ClassVar[str] = "regionHealthChecks.insert or regionHealthChecks.patch"
 
     def read(self, ctx: CloudContext):
-        try:
-            return ctx.api.region_health_checks.get(project=ctx.project, region=region(ctx.settings),
-                                                    health_check=names(ctx.settings).health_check)
-        except gexc.NotFound:
-            return None
+        return _get_or_none(ctx.api.region_health_checks.get, project=ctx.project, region=region(ctx.settings),
+                            health_check=names(ctx.settings).health_check)
 
     def plan(self, current, ctx: CloudContext) -> Plan:
         want = desired_health_check(ctx)
@@ -295,11 +306,8 @@ class BackendServiceStep(ResourceStep):
     calls: ClassVar[str] = "regionBackendServices.insert or regionBackendServices.patch"
 
     def read(self, ctx: CloudContext):
-        try:
-            return ctx.api.region_backend_services.get(project=ctx.project, region=region(ctx.settings),
-                                                       backend_service=names(ctx.settings).backend_service)
-        except gexc.NotFound:
-            return None
+        return _get_or_none(ctx.api.region_backend_services.get, project=ctx.project, region=region(ctx.settings),
+                            backend_service=names(ctx.settings).backend_service)
 
     def plan(self, current, ctx: CloudContext) -> Plan:
         want = desired_backend_service(ctx)
@@ -358,11 +366,7 @@ class ForwardingRuleStep(ResourceStep):
     calls: ClassVar[str] = "forwardingRules.insert"
 
     def read(self, ctx: CloudContext):
-        try:
-            return ctx.api.forwarding_rules.get(project=ctx.project, region=region(ctx.settings),
-                                                forwarding_rule=names(ctx.settings).forwarding_rule)
-        except gexc.NotFound:
-            return None
+        return forwarding_rule(ctx)
 
     def plan(self, current, ctx: CloudContext) -> Plan:
         want = desired_forwarding_rule(ctx)
@@ -398,10 +402,8 @@ def steps(settings: Settings) -> list[ResourceStep]:
 
 def endpoint(ctx: CloudContext) -> str | None:
     """The forwarding rule's address, None when there is none."""
-    try:
-        rule = ctx.api.forwarding_rules.get(project=ctx.project, region=region(ctx.settings),
-                                            forwarding_rule=names(ctx.settings).forwarding_rule)
-    except gexc.NotFound:
+    rule = forwarding_rule(ctx)
+    if rule is None:
         return None
     if not rule.I_p_address:
         raise RunbookError(f"{rule.name} has no address")
