@@ -100,7 +100,7 @@ def detect_s1(ev: Evidence) -> Finding:
         if trouble is None:
             continue
         why, errors = trouble
-        owner = _owner(ev.journal(name).recent(3))
+        owner = _owner(ev.journal(name).last_crash())
         source = ev.unit(name).exec_source()
         # A clean stop is a stop: crash lines of earlier starts in the journal do not explain it.
         if owner and not why.startswith("stopped"):
@@ -187,7 +187,7 @@ def detect_s2(ev: Evidence) -> Finding:
                             f"with 'argument {option}: invalid ... value'")
         else:
             checked.append(f"{variable}={value}")
-    line = search(ev.journal(VLLM).recent(3), ARG_ERROR_RE)
+    line = search(ev.journal(VLLM).last_crash(), ARG_ERROR_RE)
     if problems:
         return found(problems[0], *problems[1:],
                      f"journal: {line.message.strip()[:240]}" if line and not vllm_items._serving(ev) else "",

@@ -74,6 +74,18 @@ class Journal:
     def since(self, ts: float) -> list[Line]:
         return [line for line in self.lines if line.ts >= ts]
 
+    def last_crash(self) -> list[Line]:
+        """Lines of the newest start that wrote an error line: what the unit's latest crash left behind.
+
+        Older starts may hold another cause's lines (a fault fixed since, then a new one): they must not
+        be taken for this crash's cause.
+        """
+        for invocation in reversed(self.invocations()):
+            lines = self.of([invocation])
+            if any(re.search(ERROR_RE, line.message) for line in lines):
+                return lines
+        return []
+
     def last_errors(self, count: int = 3, starts: int = 2) -> list[Line]:
         """The last lines that read like an error, from the unit's last starts (what a crash left behind)."""
         lines = self.recent(starts) or list(self.lines)

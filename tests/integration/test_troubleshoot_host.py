@@ -180,7 +180,7 @@ def test_b14_module_missing_from_the_app_venv(stack: Stack):
     stack.sh("sudo uv pip uninstall -q --python /app/ai-server/.venv/bin/python python-json-logger && "
              "sudo systemctl restart ai-server")
     got = stack.detect("B-14")
-    assert "pythonjsonlogger" in got["summary"] and "to install: python-json-logger" in got["evidence"]
+    assert "pythonjsonlogger" in got["summary"] and "to (re)install: python-json-logger" in got["evidence"]
     stack.fix("B-14")
     stack.healthy("http://127.0.0.1:8000/health")
 

@@ -49,6 +49,20 @@ def test_a_crash_before_the_last_good_start_is_history():
     assert search(Journal.parse(text).recent(3), "RopeParameters") is not None
 
 
+def test_the_last_crash_is_the_newest_start_that_wrote_an_error():
+    """Two faults in a row with no good start between them: the older one's text is not this crash's cause."""
+    text = "\n".join([
+        jline(1, "vllm serve: error: argument --max-model-len: invalid human_readable_int value: '1 # x'", "a"),
+        jline(2, "vllm serve: error: unrecognized arguments: --bogus-flag", "b"),
+        jline(3, "Started vllm.service - vLLM Server.", "c", pid1=True),  # starting again, nothing failed yet
+    ])
+    log = Journal.parse(text)
+    assert [line.invocation for line in log.last_crash()] == ["b"]
+    assert search(log.last_crash(), r"error: argument --") is None
+    assert search(log.recent(3), r"error: argument --") is not None
+    assert Journal.parse(jline(1, "Application startup complete.", "a")).last_crash() == []
+
+
 def test_unit_state_from_systemctl_show():
     state = unit_facts.parse("vllm.service",
         "LoadState=loaded\nActiveState=activating\nSubState=auto-restart\nNRestarts=2\nInvocationID=abc\n"
