@@ -548,7 +548,8 @@ class PromtailConfig(Strict):
     # The guide's <LOKI_URL>, e.g. http://loki.example.com:3100 (no /loki/api/v1/push). Empty is only
     # allowed with the sandbox target, whose hosts run a Loki receiver of their own.
     loki_url: Annotated[str, Field(pattern=r"^(https?://[^\s'\"`$\\#{}]+)?$")] = ""
-    # The `host` label; empty: gcp.instance_name (the guide's ai-server-l4). Written quoted in the YAML.
+    # The `host` label; empty: gcp.instance_name (the guide's ai-server-l4), or with several replicas each
+    # host's own name, so Loki tells their lines apart. Written quoted in the YAML.
     host_label: Annotated[str, Field(pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]{0,62})?$")] = ""
     journal_units: list[UnitName] = ["ai-server", "vllm"]  # one journal job per unit (B-19)
     file_job: UnitName = "dojangkok-ai"  # the job for <ai_server.log_dir>/*.log (B-18)

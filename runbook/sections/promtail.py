@@ -35,13 +35,22 @@ def eol_warning(settings) -> str:
             "updates); set monitoring.promtail.log_shipper = \"alloy\" (same jobs and labels)")
 
 
-def shipping(cfg: Config) -> Shipping:
+def host_label(cfg: Config, host_name: str = "") -> str:
+    """The `host` label of every line shipped: host_label if set; else the guide's instance_name for its one
+    VM, and each host's own name when there are several replicas (so Loki tells their lines apart)."""
+    p, g = cfg.settings.monitoring.promtail, cfg.settings.gcp
+    if p.host_label:
+        return p.host_label
+    return host_name if g.several and host_name else g.instance_name
+
+
+def shipping(cfg: Config, host_name: str = "") -> Shipping:
     p, s = cfg.settings.monitoring.promtail, cfg.settings
     url = loki_url(cfg)
     if not url:
         raise ConfigError("monitoring.promtail.loki_url is not set: the Loki server's base URL, the guide's "
                           "<LOKI_URL> (e.g. http://loki.example.com:3100)")
-    return Shipping(loki_url=url, host=p.host_label or s.gcp.instance_name, units=tuple(p.journal_units),
+    return Shipping(loki_url=url, host=host_label(cfg, host_name), units=tuple(p.journal_units),
                     file_job=p.file_job, log_glob=f"{s.ai_server.log_dir}/*.log", port=p.port)
 
 
@@ -151,7 +160,7 @@ def steps(cfg: Config, host: HostInfo) -> list[Step]:
     """With Alloy, everything that can fail (download, validated config, unit, Loki reachable) is done
     before promtail is stopped and Alloy started: a host that runs promtail keeps shipping until then."""
     p = cfg.settings.monitoring.promtail
-    ship = shipping(cfg)
+    ship = shipping(cfg, host.name)
     unit = PROMTAIL_UNIT if p.log_shipper == "promtail" else ALLOY_UNIT
     loki = LokiReachable(guide="7-6", title=f"Loki reachable from the host (B-17): {ship.loki_url}",
                          url=ship.loki_url, unit=unit)

@@ -3,7 +3,8 @@
 Data, not code: each case is the shell that plants it (run as root on the deployed host), the items
 `inv troubleshoot` must find (every other item must not be found), text its evidence must show (the
 file and line that really set the value), whether `--fix` clears it, and what must hold afterwards.
-test_plantings.py runs every case against one converged sandbox host: plant, check, fix, verify, restore.
+test_plantings.py and test_plantings_second_share.py run the cases, half each, against two converged
+sandbox hosts side by side: plant, check, fix, verify, restore.
 """
 
 from __future__ import annotations
@@ -225,3 +226,9 @@ CASES: tuple[Planting, ...] = (
     Planting("dropin-guide-vllm-host", dropin("host.conf", "Environment=VLLM_HOST=0.0.0.0"), ("C-2",),
              f"{DROPIN_DIR}/host.conf", after=ASIDE, restore=NO_DROPINS, settle=VLLM_READY),
 )
+
+
+def share(index: int, of: int = 2) -> tuple[Planting, ...]:
+    """Every *of*-th case from *index*: the table split over hosts that run side by side, each share
+    with every family in it (the cases are listed family by family)."""
+    return CASES[index::of]

@@ -1,117 +1,34 @@
-"""The planting table (plantings.py) against one converged sandbox host: plant, check, fix, verify, restore.
-
-For every case `inv troubleshoot` must find exactly the case's items, with evidence that names the real
-source; `--fix` must clear them where the guide has a remedy, after which `inv verify` is green. Files
-the cases touch are restored from a snapshot taken on the converged host, so each case starts from
-the same state; at the end `fab deploy` changes nothing.
+"""The first share of the planting table (plantings.py) on one converged sandbox host; the second share
+runs on another host at the same time (test_plantings_second_share.py). How a case runs: planting_runner.py.
 """
 
 from __future__ import annotations
 
-import json
-import os
-
 import pytest
-from plantings import CASES, Planting
-from test_troubleshoot_stack import Stack, evidence, record_seconds, run_checks, stack_for
-
-from helpers import inv
+from planting_runner import converged, planting_stack, run_case
+from plantings import CASES, Planting, share
+from test_troubleshoot_stack import Stack
 
 pytestmark = pytest.mark.integration
-
-SNAPSHOT = "/root/l4rb-plantings.tar"
-FILES = ("/app/vllm-server/vllm.env", "/app/ai-server/.env", "/etc/alloy/config.alloy",
-         "/etc/dcgm-exporter/default-counters.csv")
-HEALTHY = ("for i in $(seq 240); do curl -sf -o /dev/null http://127.0.0.1:8001/health && "
-           "curl -sf -o /dev/null http://127.0.0.1:8000/health && exit 0; sleep 0.5; done; exit 1")
 
 
 @pytest.fixture(scope="module")
 def stack(sandbox_state_dir) -> Stack:
-    made = stack_for(sandbox_state_dir)
-    made.sh(f"sudo tar -cpf {SNAPSHOT} {' '.join(FILES)} 2>/dev/null")
-    return made
+    return planting_stack(sandbox_state_dir)
 
 
-def root(stack: Stack, command: str, check: bool = True) -> str:
-    r = stack.host.ssh("sudo bash -s", input=command, check=False, timeout=300)
-    if check and r.returncode != 0:
-        raise AssertionError(f"on the host: {command}\n{r.stdout}\n{r.stderr}")
-    return r.stdout
-
-
-def restore(stack: Stack, case: Planting) -> None:
-    if case.restore:
-        root(stack, case.restore, check=False)
-    root(stack, f"tar -xpf {SNAPSHOT} -C / && systemctl reset-failed vllm ai-server dcgm-exporter 2>/dev/null; true",
-         check=False)
-    for unit in ("vllm", "ai-server", "dcgm-exporter", "alloy"):
-        root(stack, f"systemctl is-active -q {unit} || systemctl restart {unit}", check=False)
-    root(stack, HEALTHY)
-
-
-def run_case(stack: Stack, case: Planting) -> None:
-    try:
-        _run_case(stack, case)
-    except BaseException as err:
-        if os.environ.get("L4RB_PLANTINGS_LOG"):  # failures as they happen, for long runs
-            with open(os.environ["L4RB_PLANTINGS_LOG"], "a") as log:
-                log.write(f"=== {case.id}: {err}\n")
-        raise
-
-
-def _run_case(stack: Stack, case: Planting) -> None:
-    root(stack, case.plant)
-    try:
-        if case.settle:
-            root(stack, case.settle)
-        rc, data, log = stack.troubleshoot()
-        found = set(data["found"])
-        assert found == set(case.found), f"{case.id}: found {sorted(found)}, expected {case.found}\n{log}"
-        assert rc == (1 if case.found else 0), log
-        if not case.found:
-            return
-        (first,) = [i for i in data["items"] if i["id"] == case.found[0]]
-        assert case.evidence in evidence(first), f"{case.id}: {case.evidence!r} not in:\n{evidence(first)}"
-        rc, fixed, log = stack.troubleshoot("--only", ",".join(case.found), "--fix")
-        if case.fix:
-            for item in fixed["items"]:
-                assert item["after"] and item["after"]["verdict"] == "ok", f"{case.id}: {item['id']} not cleared\n{log}"
-            assert rc == 0, log
-            if case.after:
-                root(stack, case.after)
-            root(stack, HEALTHY)
-            r = run_checks("verify", "--config", str(stack.config), "--json")
-            assert r.returncode == 0, f"{case.id}: verify after the fix\n{r.stdout[-3000:]}\n{r.stderr[-2000:]}"
-        else:
-            assert rc == 1, log
-            assert any(i["fix"] and (i["fix"]["manual"] or i["fix"]["applied"]) for i in fixed["items"]), log
-    finally:
-        restore(stack, case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("case", share(0), ids=lambda c: c.id)
 def test_planting(stack: Stack, case: Planting):
     run_case(stack, case)
 
 
 def test_the_table_is_large_and_covers_every_family():
     assert len(CASES) >= 40
+    assert sorted(c.id for c in share(0) + share(1)) == sorted(c.id for c in CASES)
     items = {i for c in CASES for i in c.found}
     assert {"B-3", "B-6", "B-7", "B-10", "B-14", "B-15", "B-19", "S-1", "S-2", "S-3", "C-2"} <= items
     assert sum(1 for c in CASES if not c.found) >= 5  # no false alarms on healthy variations
 
 
-def test_converged_after_the_table(stack: Stack):
-    """Every case fixed or restored: verify is green and a deploy changes nothing."""
-    r = run_checks("verify", "--config", str(stack.config), "--json")
-    assert r.returncode == 0, r.stdout[-3000:]
-    rc, data, log = stack.troubleshoot()
-    assert rc == 0 and not data["found"], log
-    record_seconds("after the plantings", data)
-    report = stack.config.parent / "deploy-after-plantings.json"
-    r = inv("deploy", "--config", str(stack.config), "--report", str(report))
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
-    changed = [(s["section"], s["title"]) for sec in json.loads(report.read_text())["sections"]
-               for s in sec["steps"] if s["status"] == "changed"]
-    assert changed == [], changed
+def test_converged_after_the_first_share(stack: Stack):
+    converged(stack, "first")

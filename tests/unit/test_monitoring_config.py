@@ -181,6 +181,20 @@ def test_loki_url_is_required_outside_the_sandbox():
         cfg(promtail={"loki_url": "http://loki:3100/loki/api/v1/push"})
 
 
+def test_each_replica_ships_under_its_own_host_label():
+    one = cfg("sandbox")
+    assert promtail.shipping(one, "l4rb-2").host == one.settings.gcp.instance_name  # the guide's one VM
+    fleet = one.model_copy(update={"settings": one.settings.model_copy(update={
+        "gcp": one.settings.gcp.model_copy(update={"replicas": 3})})})
+    assert [promtail.shipping(fleet, f"l4rb-{n}").host for n in (1, 2)] == ["l4rb-1", "l4rb-2"]
+    config_file = {s.path: s.content for s in promtail.steps(fleet, HostInfo("l4rb-2", "ubuntu"))
+                   if getattr(s, "path", "") == "/etc/alloy/config.alloy"}
+    labels = re.findall(r'^\s*host\s*=\s*"([^"]*)"', config_file["/etc/alloy/config.alloy"], re.M)
+    assert labels and set(labels) == {"l4rb-2"}, labels
+    named = cfg("sandbox", promtail={"host_label": "web-1"})
+    assert promtail.shipping(named, "l4rb-2").host == "web-1"
+
+
 def test_alloy_replaces_promtail_and_stops_it():
     titles = [s.title for s in build("promtail", cfg("sandbox", promtail={"log_shipper": "alloy"}))]
     assert "promtail.service stopped and disabled (log_shipper is alloy)" in titles
