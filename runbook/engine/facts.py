@@ -1,60 +1,28 @@
-"""Batched fact gathering: one remote script reads every probe of a section.
+"""The steps' probes as one batch (runbook.facts.batch): what each step checks, read in one round trip.
 
-Each probe's output is base64-framed on its own line, so probes may print
-anything (binary, blank lines, markers) without confusing the parser. The
-probes are read-only and independent, so they run side by side (each into a
-file of its own) and the batch takes as long as its slowest probe, not their sum.
+A step's probe is a fact of its own whose key is its place in the section, so the section's steps and
+the typed facts of verify and troubleshoot travel in the same script and are read by the same parser:
+side by side, each into a file of its own, so the batch takes as long as its slowest probe.
 """
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Callable
-
-from ..errors import RunbookError
-from ..transport import Result, Transport
+from ..facts.batch import MARK, Fact, answers, script
+from ..transport import Transport
 from .steps import Step
 
-MARK = "@@L4RB-FACT"
+__all__ = ["MARK", "answers", "batch_script", "gather"]
+
+# A step's probe reads state (a file's hash, a package's version, a unit's properties): seconds at most.
+# The limit only keeps a probe that hangs (a dead NFS mount, a stuck apt lock) from holding the run forever.
+STEP_PROBE_LIMIT = 600
 
 
 def batch_script(steps: list[Step]) -> str:
-    """One script that runs every probe read-only, side by side, and frames each output in step order.
-
-    No temporary directory (a full or read-only /tmp): no answer at all, so the batch fails as a
-    whole instead of every probe reading as "missing". Probes get /dev/null as stdin: the script
-    itself arrives on bash's stdin and must not be eaten by a probe.
-    """
-    parts = ["set +e", "d=$(mktemp -d) || exit 1", "trap 'rm -rf \"$d\"' EXIT"]
-    for index, step in enumerate(steps):
-        parts.append(f"{{\n{step.probe()}\n}} >\"$d/{index}\" 2>/dev/null </dev/null &")
-    parts.append("wait")
-    for index in range(len(steps)):
-        parts.append(f"printf '{MARK} {index} '; base64 -w0 < \"$d/{index}\"; echo")
-    return "\n".join(parts) + "\n"
-
-
-def parse(output: str, count: int) -> list[str]:
-    facts: dict[int, str] = {}
-    for line in output.splitlines():
-        if line.startswith(MARK + " "):
-            _, index, *payload = line.split(" ", 2)
-            facts[int(index)] = base64.b64decode(payload[0] if payload else "").decode("utf-8", "replace")
-    missing = [i for i in range(count) if i not in facts]
-    if missing:
-        raise RunbookError(f"fact gathering returned no answer for steps {missing}")
-    return [facts[i] for i in range(count)]
+    """One script that runs every step's probe read-only, side by side; answers come back in step order."""
+    return script([Fact(f"step-{index}", step.probe(), timeout=STEP_PROBE_LIMIT) for index, step in enumerate(steps)])
 
 
 def gather(transport: Transport, steps: list[Step]) -> list[str]:
     """Run all probes in one round trip; the list is in step order."""
     return answers(transport, transport.run(batch_script(steps)), len(steps))
-
-
-def answers(transport: Transport, result: Result | Callable[[], Result], count: int) -> list[str]:
-    """The facts in a batch's output (or of a batch sent ahead with Transport.start: waits for it)."""
-    if callable(result):
-        result = result()
-    if MARK not in result.stdout:
-        raise RunbookError(f"{transport.name}: could not read facts:\n{result.tail()}")
-    return parse(result.stdout, count)

@@ -3,7 +3,8 @@
 verify and troubleshoot read dozens of facts per host (units, journals, HTTP answers, files). One
 round trip with the probes running in parallel keeps a whole run to a few seconds; each probe has
 its own time limit, so a service that hangs (a Loki that never answers) costs seconds, not the run.
-The framing is the engine's (runbook.engine.facts), so one parser reads every batch.
+The engine's step probes travel in the same script (runbook.engine.facts), so one script and one
+parser carry every batch.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engine.facts import MARK
 from ..errors import RunbookError
-from ..transport import Transport
+from ..transport import Result, Transport
+
+MARK = "@@L4RB-FACT"  # starts the one line that carries a batch's answers
 
 
 def _text(raw: str) -> str:
@@ -56,17 +58,22 @@ def script(facts: list[Fact]) -> str:
     watchdog per distinct time limit kills the groups still running when their limit is up, children and
     all. The answers travel as one tar archive in one base64 line, not one encoder per probe.
     """
-    lines = ["set +e +o pipefail", "__l4rb_d=$(mktemp -d)", "trap 'rm -rf \"$__l4rb_d\"' EXIT", "set -m"]
+    # No temporary directory (a full or read-only /tmp): no answer at all, so the batch fails as a whole
+    # instead of every probe reading as "missing" (or writing its answer into /).
+    lines = ["set +e +o pipefail", "__l4rb_d=$(mktemp -d) || exit 1", "trap 'rm -rf \"$__l4rb_d\"' EXIT", "set -m"]
     by_limit: dict[int, list[int]] = {}
     for index, fact in enumerate(facts):
         lines.append(f"( {fact.shell}\n) >\"$__l4rb_d/{index}\" 2>/dev/null </dev/null & __l4rb_p{index}=$!")
         by_limit.setdefault(fact.timeout, []).append(index)
     for limit, indexes in sorted(by_limit.items()):
         groups = " ".join(f"-$__l4rb_p{i}" for i in indexes)
-        # disowned: job control would otherwise report each watchdog it kills on stderr
-        lines.append(f"{{ sleep {limit}; kill -KILL -- {groups}; }} >/dev/null 2>&1 & __l4rb_w{limit}=$!; disown")
+        # disowned: job control would otherwise report each watchdog it kills on stderr. A watchdog is a
+        # subshell that still holds the EXIT trap, and bash runs that trap when a signal it handles (TERM)
+        # ends the subshell: it clears the trap first and is ended with KILL, or the answers go with it.
+        lines.append(f"{{ trap - EXIT; sleep {limit}; kill -KILL -- {groups}; }} >/dev/null 2>&1 & "
+                     f"__l4rb_w{limit}=$!; disown")
     lines.append("wait " + " ".join(f"$__l4rb_p{i}" for i in range(len(facts))))
-    lines.append("kill -- " + " ".join(f"-$__l4rb_w{limit}" for limit in sorted(by_limit)) + " 2>/dev/null")
+    lines.append("kill -KILL -- " + " ".join(f"-$__l4rb_w{limit}" for limit in sorted(by_limit)) + " 2>/dev/null")
     lines.append("set +m")
     lines.append(f"printf '{MARK} tar '; tar -C \"$__l4rb_d\" -cf - . | base64 -w0; echo")
     return "\n".join(lines) + "\n"
@@ -76,7 +83,10 @@ def parse_tar(output: str, count: int) -> list[str]:
     """The answers of :func:`script`, in probe order (read with the standard library's tar reader)."""
     for line in output.splitlines():
         if line.startswith(f"{MARK} tar "):
-            archive = tarfile.open(fileobj=io.BytesIO(base64.b64decode(line.split(" ", 2)[2])))
+            try:
+                archive = tarfile.open(fileobj=io.BytesIO(base64.b64decode(line.split(" ", 2)[2])))
+            except (tarfile.TarError, ValueError) as err:
+                raise RunbookError(f"fact gathering returned no readable archive ({err})") from err
             answers = {}
             for member in archive.getmembers():
                 name = member.name.removeprefix("./")
@@ -94,10 +104,18 @@ def gather(transport: Transport, facts: Iterable[Fact]) -> dict[str, str]:
     facts = unique(facts)
     if not facts:
         return {}
-    result = transport.run(script(facts))
+    return dict(zip((f.key for f in facts), answers(transport, transport.run(script(facts)), len(facts)),
+                    strict=True))
+
+
+def answers(transport: Transport, result: Result | Callable[[], Result], count: int) -> list[str]:
+    """The answers in a batch's output, in probe order (or of a batch sent ahead with Transport.start:
+    waits for it)."""
+    if callable(result):
+        result = result()
     if f"{MARK} tar " not in result.stdout:
         raise RunbookError(f"{transport.name}: could not read facts:\n{result.tail()}")
-    return dict(zip((f.key for f in facts), parse_tar(result.stdout, len(facts)), strict=True))
+    return parse_tar(result.stdout, count)
 
 
 class HostFacts:

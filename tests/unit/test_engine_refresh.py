@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import tarfile
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -24,6 +25,18 @@ from runbook.transport import Result, Transport
 
 UNIT = "demo.service"
 HEALTH = "http://127.0.0.1:9/health"
+
+
+def _archive(answers: dict[int, str]) -> str:
+    """A batch's answers as the host sends them: a tar archive of one file per probe, in base64."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for index, text in answers.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"./{index}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return base64.b64encode(buf.getvalue()).decode()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,13 +78,11 @@ class FakeHost(Transport):
     def run(self, script: str, exclusive: bool = False) -> Result:
         self.commands += 1
         if facts_mod.MARK in script:
-            # each probe runs in the background into its own file: {\nPROBE\n} >"$d/INDEX" ... &
-            found = re.findall(r'\{\n(.*?)\n\} >"\$d/(\d+)" 2>/dev/null </dev/null &', script, re.S)
-            probes = [(i, p) for p, i in found]
+            # each probe runs in the background into its own file: ( PROBE\n) >"$__l4rb_d/INDEX" ... &
+            found = re.findall(r'\( (.*?)\n\) >"\$__l4rb_d/(\d+)" 2>/dev/null </dev/null &', script, re.S)
+            probes = [(int(i), p) for p, i in found]
             self.log.append("gather " + ",".join(self._name(p) for _, p in probes))
-            lines = [f"{facts_mod.MARK} {i} " + base64.b64encode(self._probe(p).encode()).decode()
-                     for i, p in probes]
-            return Result(0, "\n".join(lines) + "\n", "")
+            return Result(0, f"{facts_mod.MARK} tar {_archive({i: self._probe(p) for i, p in probes})}\n", "")
         if "systemctl restart" in script:
             self.log.append("restart")
             self.active, self.ready, self.polls_left = True, False, self.polls_to_ready
