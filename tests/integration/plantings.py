@@ -74,7 +74,6 @@ def env_line(key: str, line: str, path: str = VLLM_ENV) -> str:
 
 ASIDE = f"ls {DROPIN_DIR}/*.l4rb-aside-* && ! ls {DROPIN_DIR}/*.conf"
 NO_DROPINS = f"rm -rf {DROPIN_DIR} {APP_DROPIN_DIR} && systemctl daemon-reload"
-SM_FAIL = "Environment=VLLM_DOUBLE_FAIL=sm"  # the L4's real torch.compile failure, switched on in the double
 
 CASES: tuple[Planting, ...] = (
     # -- drop-ins that override the unit (B-3, B-10, S-2, S-1) ---------------------------------------------
@@ -90,10 +89,10 @@ CASES: tuple[Planting, ...] = (
                                                  "${VLLM_LORA_MODULES} \\\\/'"),
              ("B-3",), "environment variable", settle=crashed(), after=ASIDE, restore=NO_DROPINS),
     Planting("dropin-no-enforce-eager",
-             exec_dropin("eager.conf", SM_FAIL, edit="sed '$ s/$/ --no-enforce-eager/'"),
+             exec_dropin("eager.conf", edit="sed '$ s/$/ --no-enforce-eager/'"),
              ("B-10",), f"{DROPIN_DIR}/eager.conf", settle=crashed(), after=ASIDE, restore=NO_DROPINS),
     Planting("dropin-enforce-eager-removed",
-             exec_dropin("override.conf", SM_FAIL, edit="grep -v -- --enforce-eager"),
+             exec_dropin("override.conf", edit="grep -v -- --enforce-eager"),
              ("B-10",), "ExecStart has no --enforce-eager", settle=crashed(), after=ASIDE, restore=NO_DROPINS),
     Planting("dropin-extra-envfile", "printf 'SERVE_MAX_MODEL_LEN=lots\\n' > /etc/vllm-extra.env && "
              + dropin("extra.conf", "EnvironmentFile=/etc/vllm-extra.env"),

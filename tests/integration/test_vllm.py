@@ -106,16 +106,12 @@ def test_vllm_converges_is_idempotent_and_guards_its_key(tmp_path, sandbox_host)
 
 
 def test_b10_crash_is_reported_with_its_fix(tmp_path, sandbox_host):
-    """Without --enforce-eager the double crashes like guide B-10; the run names the cause and stops."""
-    ssh(sandbox_host, "sudo mkdir -p /etc/systemd/system/vllm.service.d && printf '[Service]\\n"
-                      "Environment=VLLM_DOUBLE_FAIL=sm\\n' | sudo tee /etc/systemd/system/vllm.service.d/fail.conf")
-    try:
-        cfg = write_config(tmp_path, sandbox_host, enforce_eager=False)
-        r = inv("vllm", "--config", cfg)
-        assert r.returncode == 1
-        assert "B-10" in r.stdout and "Not enough SMs" in r.stdout
-        cfg = write_config(tmp_path, sandbox_host, enforce_eager=True)
-        r = inv("vllm", "--config", cfg)
-        assert r.returncode == 0, r.stdout + r.stderr
-    finally:
-        ssh(sandbox_host, "sudo rm -rf /etc/systemd/system/vllm.service.d && sudo systemctl daemon-reload")
+    """Without --enforce-eager the double crashes like guide B-10 (no switch: the L4's 58 SMs are too few for
+    torch.compile's max_autotune_gemm); the run names the cause and stops."""
+    cfg = write_config(tmp_path, sandbox_host, enforce_eager=False)
+    r = inv("vllm", "--config", cfg)
+    assert r.returncode == 1
+    assert "B-10" in r.stdout and "Not enough SMs" in r.stdout
+    cfg = write_config(tmp_path, sandbox_host, enforce_eager=True)
+    r = inv("vllm", "--config", cfg)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -478,7 +478,16 @@ def test_sm_failure_needs_enforce_eager(vllm_bin, env, tmp_path):
     assert "Not enough SMs" not in srv.text()
 
 
+def test_on_an_l4_every_start_without_enforce_eager_crashes(vllm_bin, env):
+    """Guide B-10 follows from the arguments, as on the real card: no switch needed to crash."""
+    result = run(vllm_bin, guide_args(free_port(), enforce_eager=False), env)
+    assert result.returncode == 1
+    assert_in_order(result.stderr, "Dynamo bytecode transform time", "Not enough SMs to use max_autotune_gemm mode",
+                    "EngineCore failed to start.")
+
+
 def test_compile_path_without_failure_logs_compile_and_graphs(vllm_bin, env, tmp_path):
+    env = {**env, "VLLM_DOUBLE_GPU_SMS": "132"}  # a card big enough for max_autotune_gemm (an H100 has 132)
     port = free_port()
     with Served(vllm_bin, guide_args(port, enforce_eager=False), env, tmp_path / "compile.log") as srv:
         srv.wait_healthy()

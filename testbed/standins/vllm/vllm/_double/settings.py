@@ -59,3 +59,17 @@ def failures() -> set[str]:
     """VLLM_DOUBLE_FAIL: comma-separated failures to act out: sm, rope, oom, hang."""
     raw = _knob("VLLM_DOUBLE_FAIL") or ""
     return {part.strip().lower() for part in raw.split(",") if part.strip()}
+
+
+# NVIDIA L4: 58 streaming multiprocessors (NVIDIA's L4 datasheet: 7,424 CUDA cores, 128 per Ada SM).
+L4_SMS = 58
+
+
+def gpu_sms() -> int:
+    """VLLM_DOUBLE_GPU_SMS: the simulated card's SM count (default the L4's 58). A start without
+    --enforce-eager compiles only on a card of 68 or more (guide B-10); tests of the compile path set more."""
+    raw = _knob("VLLM_DOUBLE_GPU_SMS")
+    try:
+        return int(raw) if raw is not None else L4_SMS
+    except ValueError:
+        return L4_SMS

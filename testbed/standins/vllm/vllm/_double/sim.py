@@ -25,7 +25,8 @@ Durations printed are the simulated (L4-like) ones; the wall time is scaled so t
 takes VLLM_DOUBLE_START_SECONDS (default 20 s, see settings.py). The phase wording and order come from
 the journals of real starts (guide B-12 lists the phases: download, load, compile, warm-up).
 Failures are injected with VLLM_DOUBLE_FAIL (sm, rope, oom, hang), or follow
-from the arguments the way they would on the real card (memory arithmetic, LoRA settings).
+from the arguments the way they would on the real card (memory arithmetic, LoRA settings, and B-10's
+crash of every start without --enforce-eager on the L4's 58 SMs).
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ MiB = 1024**2
 GPU_NAME = "NVIDIA L4"
 GPU_TOTAL_MIB = 23034
 GPU_COUNT = 1
+# Guide B-10: torch.compile's max_autotune_gemm mode wants a "big" GPU of at least 68 SMs; the L4's 58 make
+# every start without --enforce-eager crash there (the guide's own failure, seen on every L4 it ran on).
+INDUCTOR_MIN_SMS = 68
 
 # B-11: the last EXAONE revision that still works with transformers 4.x.
 PINNED_GOOD_REVISION = "e949c91dec92095908d34e6b560af77dd0c993f8"
@@ -661,7 +665,7 @@ def run_engine(cfg: EngineConfig) -> None:
         dynamo = pacer.spend(pacer.nominal(DYNAMO))
         engine_log.info("backends.py:703", f"Dynamo bytecode transform time: {dynamo:.2f} s")
         compile_total += dynamo
-        if "sm" in cfg.failures:
+        if "sm" in cfg.failures or settings.gpu_sms() < INDUCTOR_MIN_SMS:
             # Guide B-10: the L4's 58 SMs are below inductor's max_autotune_gemm threshold (68).
             engine_log.raw(_torch_warning("Not enough SMs to use max_autotune_gemm mode"))
             pacer.spend(6.0)
