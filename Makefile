@@ -31,7 +31,7 @@ secrets.env:
 # Parallel (pytest-xdist): most test time is waiting on booting hosts and slow-starting stand-ins, so
 # more workers than cores pays; each module (or group sharing one deployed host) stays on one worker, and
 # workers take the groups in the order tests/conftest.py puts them (the slowest first), not by test count.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 5
 
 test: deps venv
 	$(BIN)/ruff check .

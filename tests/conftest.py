@@ -31,18 +31,19 @@ SANDBOX_FIXTURES = {"sandbox_state_dir", "sandbox_host", "sandbox_hosts"}
 
 # Modules that use the deployed host of test_troubleshoot_stack.stack_for (one per worker): each group runs
 # on one worker, so a run deploys that host once per group, not once per module. Three groups so that three
-# workers share the work. The planting table is split over two of them (its two shares), the longest
-# chain of one host otherwise.
+# workers share the work: the planting table is split over two of them (its two shares, the longest chain
+# of one host otherwise), and the groups are balanced by their measured time (docs/performance.md).
 SHARED_HOSTS = {
     "stack-1": ("test_plantings.py", "test_verify.py"),
-    "stack-3": ("test_plantings_second_share.py", "test_troubleshoot_host.py"),
-    "stack-2": ("test_current_components_on_hosts.py", "test_troubleshoot_monitoring.py",
-                "test_restart_recheck.py", "test_troubleshoot_stack.py", "test_prometheus.py"),
+    "stack-2": ("test_current_components_on_hosts.py", "test_troubleshoot_monitoring.py", "test_troubleshoot_host.py",
+                "test_troubleshoot_stack.py", "test_prometheus.py"),
+    "stack-3": ("test_plantings_second_share.py", "test_restart_recheck.py"),
 }
 _GROUP_OF = {module: group for group, modules in SHARED_HOSTS.items() for module in modules}
-# Slow units first (their fixtures boot hosts and deploy), so no worker starts one of them last.
-SLOW_FIRST = ("stack-1", "stack-3", "stack-2", "test_wheel.py", "test_output_deploy.py", "test_monitoring.py",
-              "test_deploy.py", "test_drift.py", "test_cloud_sandbox.py")
+# Slow units first, longest first (their fixtures boot hosts and deploy), so no worker starts one of them last.
+SLOW_FIRST = ("stack-2", "stack-3", "stack-1", "test_wheel.py", "test_drift.py", "test_deploy.py", "test_monitoring.py",
+              "test_output_deploy.py", "test_readme_commands.py", "test_fleet_sandbox.py", "test_autostop_on_hosts.py",
+              "test_vllm.py", "test_ai_server.py", "test_cloud_sandbox.py")
 
 
 def work_unit(nodeid: str) -> str:
@@ -161,7 +162,7 @@ def sandbox_host(sandbox_state_dir: Path):
 @pytest.fixture(scope="module")
 def sandbox_hosts(sandbox_state_dir: Path) -> Iterator[Callable[[int], list]]:
     """Factory: sandbox_hosts(n) gives n more fresh hosts; all are removed after the module."""
-    from testbed.sandbox import create, remove
+    from testbed.sandbox import create, down
 
     made: list = []
 
@@ -171,8 +172,8 @@ def sandbox_hosts(sandbox_state_dir: Path) -> Iterator[Callable[[int], list]]:
         return hosts
 
     yield make
-    for host in made:
-        remove(host.name)
+    if made:
+        down([host.name for host in made])  # powered off together
 
 
 @pytest.fixture(scope="module")

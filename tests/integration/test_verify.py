@@ -9,7 +9,7 @@ from test_troubleshoot_stack import Stack, run_checks, stack_for
 
 pytestmark = pytest.mark.integration
 ROWS = ["gpu", "vllm-health", "vllm-models", "app-health", "external", "node-exporter", "dcgm-exporter", "promtail",
-        "app-env", "app-port", "vllm-port", "app-resources", "api-key", "log-shipper", "prometheus"]
+        "app-env", "app-port", "vllm-port", "app-resources", "api-key", "log-shipper", "prometheus", "autostop"]
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_all_green_on_a_deployed_host(stack: Stack, tmp_path):
     (host,) = data["hosts"]
     assert [row["check"] for row in host["rows"]] == ROWS
     # No monitoring.prometheus_url in the stack's hosts.toml: that row is skipped (test_prometheus sets one).
-    want = {**dict.fromkeys(ROWS, "ok"), "prometheus": "skipped"}
+    want = {**dict.fromkeys(ROWS, "ok"), "prometheus": "skipped", "autostop": "skipped"}  # autostop: off by default
     assert {row["check"]: row["status"] for row in host["rows"]} == want, log
     details = {row["check"]: row["detail"] for row in host["rows"]}
     assert details["gpu"].startswith("NVIDIA L4, 23034 MiB")

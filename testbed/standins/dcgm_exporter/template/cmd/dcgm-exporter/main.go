@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -130,9 +131,15 @@ func main() {
 	// /metrics answers 200 with an empty body until the first collection is done: about 10 s after the
 	// start on a real host (guide B-9, "empty first scrape"); then every collect interval (30000 ms by
 	// default, the -c/--collect-interval flag of dcgm-exporter's README).
+	// DCGM_EXPORTER_DOUBLE_FIRST_COLLECTION_S (the stand-in's own knob, not upstream's) stretches that
+	// first wait, so a test on a loaded machine can still look inside it.
+	first := 10 * time.Second
+	if v, err := strconv.Atoi(os.Getenv("DCGM_EXPORTER_DOUBLE_FIRST_COLLECTION_S")); err == nil && v >= 0 {
+		first = time.Duration(v) * time.Second
+	}
 	body := ""
 	go func() {
-		time.Sleep(10 * time.Second)
+		time.Sleep(first)
 		for {
 			text := render(counters, sample(counters), hostname)
 			mu.Lock()
