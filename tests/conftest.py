@@ -42,7 +42,7 @@ SHARED_HOSTS = {
 _GROUP_OF = {module: group for group, modules in SHARED_HOSTS.items() for module in modules}
 # Slow units first, longest first (their fixtures boot hosts and deploy), so no worker starts one of them last.
 SLOW_FIRST = ("stack-2", "stack-3", "stack-1", "test_wheel.py", "test_drift.py", "test_deploy.py", "test_monitoring.py",
-              "test_output_deploy.py", "test_readme_commands.py", "test_fleet_sandbox.py", "test_autostop_on_hosts.py",
+              "test_readme_commands.py", "test_fleet_sandbox.py", "test_autostop_on_hosts.py",
               "test_vllm.py", "test_ai_server.py", "test_cloud_sandbox.py")
 
 
