@@ -34,7 +34,7 @@ pytestmark = pytest.mark.integration
 SUMMARY = re.compile(r"^\[[^\]]+\]\s+(?P<ok>\d+) ok, (?P<changed>\d+) changed, (?P<failed>\d+) failed", re.M)
 SCHEMA = json.loads((REPO / "docs" / "report-schema.json").read_text())
 RESULT = re.compile(r"^\[(?P<host>[^\]]+)\] (?P<guide>\S+)\s+(?P<title>.+): "
-                    r"(?P<status>ok|changed|failed|would change)(?: — .*)?(?: \((?P<took>\d+[\dmhs]*)\))?$")
+                    r"(?P<status>ok|changed|failed|would change)(?: — .*?)?(?: \((?P<took>\d+[\dmhs]*)\))?$")
 HEADER = re.compile(r"^\[[^\]]+\] [\w-]+(?: \(continued\))? \(guide §[\w-]+\)")
 ABOVE_THE_STEPS = 3  # warnings a deploy may print (world-open firewall rule, first contact), fixed
 DEPLOY = ".venv/bin/fab deploy"  # the line make echoes before the deploy's own output
