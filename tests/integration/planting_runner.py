@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import os
 
-from plantings import Planting
+import pytest
+from plantings import Planting, share
 from test_troubleshoot_stack import Stack, evidence, record_seconds, run_checks, stack_for
 
 from helpers import inv
@@ -86,6 +87,21 @@ def _run_case(stack: Stack, case: Planting) -> None:
             assert any(i["fix"] and (i["fix"]["manual"] or i["fix"]["applied"]) for i in fixed["items"]), log
     finally:
         restore(stack, case)
+
+
+def share_tests(index: int):
+    """The module fixture and the parametrized test that run one share of the table on one host: a test
+    module takes them as `stack, test_planting = share_tests(N)`."""
+
+    @pytest.fixture(scope="module")
+    def stack(sandbox_state_dir) -> Stack:
+        return planting_stack(sandbox_state_dir)
+
+    @pytest.mark.parametrize("case", share(index), ids=lambda c: c.id)
+    def test_planting(stack: Stack, case: Planting):
+        run_case(stack, case)
+
+    return stack, test_planting
 
 
 def converged(stack: Stack, label: str) -> None:

@@ -5,21 +5,12 @@ runs on another host at the same time (test_plantings_second_share.py). How a ca
 from __future__ import annotations
 
 import pytest
-from planting_runner import converged, planting_stack, run_case
-from plantings import CASES, Planting, share
+from planting_runner import converged, share_tests
+from plantings import CASES, share
 from test_troubleshoot_stack import Stack
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def stack(sandbox_state_dir) -> Stack:
-    return planting_stack(sandbox_state_dir)
-
-
-@pytest.mark.parametrize("case", share(0), ids=lambda c: c.id)
-def test_planting(stack: Stack, case: Planting):
-    run_case(stack, case)
+stack, test_planting = share_tests(0)
 
 
 def test_the_table_is_large_and_covers_every_family():

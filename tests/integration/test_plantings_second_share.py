@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from planting_runner import converged, planting_stack, run_case
-from plantings import Planting, share
+from planting_runner import converged, share_tests
 from test_troubleshoot_stack import Stack
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def stack(sandbox_state_dir) -> Stack:
-    return planting_stack(sandbox_state_dir)
-
-
-@pytest.mark.parametrize("case", share(1), ids=lambda c: c.id)
-def test_planting(stack: Stack, case: Planting):
-    run_case(stack, case)
+stack, test_planting = share_tests(1)
 
 
 def test_converged_after_the_second_share(stack: Stack):
