@@ -9,16 +9,30 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.api_core import exceptions as gexc
 
-from runbook import gcp
-from runbook.cloud.context import credentials as api_credentials
 from runbook.config import Settings
 
-# Short: a diagnosis should take seconds; the API's own retries still cover a blip.
-POLICY = gcp.RetryPolicy(attempts=3, initial=0.3, maximum=2.0, jitter=0.2, deadline=20.0, timeout=10.0)
+if TYPE_CHECKING:
+    from runbook import gcp
+
+# The Compute client (google-cloud-compute, several seconds of CPU to import) is loaded only when an item
+# first asks the API, so `inv troubleshoot --only B-14` never pays for it.
+
+
+def load_client() -> None:
+    """Import the Compute client now: a run that will ask the API loads it before the diagnosis is timed,
+    so the JSON's `seconds` is the diagnosis, as for a run that does not."""
+    from runbook import gcp  # noqa: F401
+
+
+def _policy() -> gcp.RetryPolicy:
+    """Short: a diagnosis should take seconds; the API's own retries still cover a blip."""
+    from runbook import gcp
+
+    return gcp.RetryPolicy(attempts=3, initial=0.3, maximum=2.0, jitter=0.2, deadline=20.0, timeout=10.0)
 
 
 class CloudUnavailable(Exception):
@@ -37,7 +51,7 @@ class CloudFacts:
     def __init__(self, settings: Settings, root: Path, policy: gcp.RetryPolicy | None = None):
         self.settings = settings
         self.root = root
-        self.policy = policy or POLICY
+        self.policy = policy
         self._clients: gcp.Clients | None = None
         self._cache: dict[str, Any] = {}
         self._lock = threading.RLock()
@@ -63,11 +77,15 @@ class CloudFacts:
 
     @property
     def clients(self) -> gcp.Clients:
+        from runbook import gcp
+        from runbook.cloud.context import credentials as api_credentials
+
         with self._lock:
             if self._clients is None:
                 try:
                     url = self.endpoint()
-                    self._clients = gcp.clients(url, api_credentials(self.settings, self.root), policy=self.policy)
+                    self._clients = gcp.clients(url, api_credentials(self.settings, self.root),
+                                                policy=self.policy or _policy())
                 except CloudUnavailable:
                     raise
                 except Exception as exc:  # no credentials, no local server
@@ -84,6 +102,8 @@ class CloudFacts:
                 except gexc.NotFound:
                     self._cache[key] = ("ok", None)
                 except Exception as exc:
+                    from runbook import gcp
+
                     self._cache[key] = ("error", f"Compute API: {gcp.explain(exc)}")
             kind, value = self._cache[key]
         if kind == "error":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from runbook.cloud.preflight import G2_INCOMPATIBLE_IMAGE_PROJECTS, GOOD_IMAGE, disk_metric
+from runbook.cloud.images import G2_INCOMPATIBLE_IMAGE_PROJECTS, GOOD_IMAGE, disk_metric
 from runbook.config import Settings
 from runbook.engine.results import FAILED
 from runbook.facts import Fact

@@ -18,6 +18,7 @@ from invoke.exceptions import Exit
 from runbook.config import DEFAULT_CONFIG
 from runbook.tasks_checks import TROUBLESHOOT_HELP, _emit, _load, _names, _output
 
+from . import cloud_facts, cloud_items
 from . import report as ts_report
 from . import run as ts_run
 from .model import UNKNOWN
@@ -30,10 +31,12 @@ def troubleshoot(c, config=DEFAULT_CONFIG, local=False, hosts="", report="", jso
     out = _output(json)
     loaded = _load(config, out)
     try:
-        select(only)
+        items = select(only)
     except KeyError as err:
         out.error(str(err.args[0]))
         raise Exit(code=2) from None
+    if any(d in cloud_items.ITEMS for d in items):  # B-1, B-5, B-16 ask the Compute API
+        cloud_facts.load_client()
     started = time.monotonic()
     results = ts_run.run(loaded, ts_run.Options(local, _names(hosts), only, fix), out)
     ts_report.table(out, results)

@@ -12,13 +12,9 @@ from typing import ClassVar
 
 from ..engine.steps import Plan
 from .context import CloudContext
+from .images import G2_INCOMPATIBLE_IMAGE_PROJECTS, GOOD_IMAGE, disk_metric
 from .instances import configured_zones, last, locate, region_of, spread_zones, zone_of
 from .steps import ResourceStep
-
-# Image projects whose images cannot boot a G2 (L4) machine (guide 2-1, B-1).
-G2_INCOMPATIBLE_IMAGE_PROJECTS = ("deeplearning-platform-release",)
-GOOD_IMAGE = ("ubuntu-os-accelerator-images", "ubuntu-accelerator-2204-amd64-with-nvidia-580")
-SSD_TYPES = ("pd-ssd", "pd-balanced")
 
 
 def b1_message(machine: str, project: str, image: str) -> str:
@@ -106,10 +102,6 @@ class ZonesStep(ResourceStep):
 def gpu_metric(accelerator: str) -> str:
     """nvidia-l4 -> NVIDIA_L4_GPUS, nvidia-tesla-t4 -> NVIDIA_T4_GPUS (the regional quota metric)."""
     return accelerator.upper().replace("-", "_").replace("TESLA_", "") + "_GPUS"
-
-
-def disk_metric(disk_type: str) -> str:
-    return "SSD_TOTAL_GB" if disk_type in SSD_TYPES else "DISKS_TOTAL_GB"
 
 
 # Project-wide GPU quota: every GPU in every region counts against it, next to the regional one

@@ -69,6 +69,15 @@ def test_a_host_section_run_never_loads_the_cloud_client():
     assert not [m for m in new if m.startswith(("google", "grpc", "runbook.cloud."))]
 
 
+def test_troubleshoot_loads_the_compute_client_only_for_the_items_that_ask_the_api():
+    """google-cloud-compute takes seconds of CPU to import: `--only B-14` must not pay for it."""
+    new = imported_by("import tasks\nfrom troubleshoot import run, tasks as ts_tasks\n"
+                      "from troubleshoot.cloud_facts import CloudFacts")
+    assert "troubleshoot.run" in new and "troubleshoot.cloud_items" in new
+    assert not [m for m in new if m.startswith("google.cloud.compute")]
+    assert "google.cloud.compute_v1" in imported_by("from troubleshoot import cloud_facts\ncloud_facts.load_client()")
+
+
 def test_a_run_into_a_pipe_prints_its_lines_without_rich():
     """stdout is a pipe here: the lines go out as plain text and rich is never loaded for them."""
     new = imported_by("from runbook.engine.output import Output\nfrom runbook.engine import runner\n"
