@@ -2,7 +2,9 @@
 in at least two zones through the local Compute server, `fab deploy` puts the app on each and makes the load
 balancer, whose address answers /health through the data plane; a replica whose app stops shows unhealthy in
 the backend service while the address still answers; `inv cleanup --delete --yes` removes everything in
-dependency order. Lean on purpose: only the sections the load balancer needs (firewall, vm, lb, ai-server)."""
+dependency order. The first deploy is the whole guide on every replica (vLLM, the app, monitoring) and ends with
+the section 6 checklist, green on each replica and for the load balancer; the re-runs check the sections the load
+balancer needs."""
 
 from __future__ import annotations
 
@@ -70,6 +72,19 @@ def _lb_rows(root: Path, until, seconds: float = 90) -> dict[str, str]:
         time.sleep(1)
 
 
+def _sandbox_host(root: Path, name: str) -> sandbox.SandboxHost:
+    address = state.find(root, name)["address"]
+    return next(h for h in sandbox.status() if h.address == address)
+
+
+def _poll(read, seconds: float):
+    """*read()* until it gives something, or what it gave last when *seconds* are up."""
+    deadline = time.monotonic() + seconds
+    while not (value := read()) and time.monotonic() < deadline:
+        time.sleep(2)
+    return value
+
+
 def test_three_replicas_behind_one_load_balancer(sandbox_state_dir: Path, tmp_path: Path, monkeypatch):
     recording = tmp_path / "requests.jsonl"
     monkeypatch.setenv("L4RB_COMPUTE_RECORD", str(recording))
@@ -78,13 +93,30 @@ def test_three_replicas_behind_one_load_balancer(sandbox_state_dir: Path, tmp_pa
     try:
         _admin(local_api.ensure_running(), "/_admin/faults", ROOM)
 
-        rc, out = fab("deploy", "--config", config, "--only", SECTIONS, "--report", str(tmp_path / "r1.json"))
+        rc, out = fab("deploy", "--config", config, "--report", str(tmp_path / "r1.json"))
         assert rc == 0, out
-        sections = report(tmp_path / "r1.json")["sections"]
+        first = report(tmp_path / "r1.json")
+        sections = first["sections"]
         names = ["ai-server-l4-1", "ai-server-l4-2", "ai-server-l4-3"]
         assert [s["host"] for s in sections if s["section"] == "vm"] == names
-        assert sorted(s["host"] for s in sections if s["section"] == "ai-server") == names
+        for section in ("vllm", "ai-server", "dcgm", "node-exporter", "promtail"):
+            assert sorted(s["host"] for s in sections if s["section"] == section) == names, section
         assert all(s["failed"] == 0 for s in sections)
+        # All green: the checklist on every replica (prometheus and autostop are not set here) and the LB's rows.
+        verified = {h["host"]: {r["check"]: r["status"] for r in h["rows"]} for h in first["verify"]["hosts"]}
+        assert first["verify"]["ok"] and set(names) <= set(verified), first["verify"]
+        for name in names:
+            assert {c for c, status in verified[name].items() if status != "ok"} == {"prometheus", "autostop"}, \
+                verified[name]
+        balancers = set(verified) - set(names)
+        assert balancers and {s for b in balancers for s in verified[b].values()} == {"ok"}, verified
+        # Each replica ships its logs under its own host label (its Loki stand-in lists the label's values).
+        for name in names:
+            replica = _sandbox_host(tmp_path, name)
+            values = _poll(lambda h=replica: json.loads(h.ssh(
+                "curl -s http://127.0.0.1:3100/loki/api/v1/label/host/values", timeout=30).stdout or "{}")
+                .get("data"), 90)
+            assert values == [name], (name, values)
         records = state.instances(tmp_path)
         assert len({r["zone"] for r in records}) >= 2 and {r["name"] for r in records} == set(names)
         assert {r["address"] for r in records} <= {h.address for h in sandbox.status() if h.state == "running"}
@@ -99,8 +131,7 @@ def test_three_replicas_behind_one_load_balancer(sandbox_state_dir: Path, tmp_pa
         assert sum(s["changed"] for s in report(tmp_path / "r2.json")["sections"]) == 0, out
 
         # One replica's app stops: the load balancer marks it, its address still answers through the others.
-        address = state.find(tmp_path, "ai-server-l4-2")["address"]
-        host = next(h for h in sandbox.status() if h.address == address)
+        host = _sandbox_host(tmp_path, "ai-server-l4-2")
         host.ssh("sudo systemctl stop ai-server", timeout=60)
         rows = _lb_rows(tmp_path, lambda rows: rows.get(f"ai-server-l4-2 healthy in {backend}") == "failed")
         assert rows[f"ai-server-l4-2 healthy in {backend}"] == "failed", rows
