@@ -8,7 +8,6 @@ is imported when a cloud section runs, never to list the tasks or for a deploy o
 from __future__ import annotations
 
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -159,6 +158,8 @@ def run_cleanup(opts: cli.Options, stop: bool = False, delete: bool = False, fir
 
     def once(dry_run: bool) -> list[SectionResult]:
         """The plan in order; the VMs of a fleet (consecutive entries of their own) side by side."""
+        from concurrent.futures import ThreadPoolExecutor
+
         results = []
         for batch in _batches(plan):
             for each, _, _ in batch:

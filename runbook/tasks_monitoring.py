@@ -8,8 +8,6 @@ those are read by Prometheus itself, as the integration test does).
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 from invoke import task
@@ -21,6 +19,9 @@ from .errors import RunbookError
 
 def promtool_check(snippet: Path) -> tuple[bool, str]:
     """(ok, what promtool said); not ok with the reason when promtool is not installed."""
+    import shutil  # here, not at the top: `inv --list` needs neither (shutil loads bz2 and lzma)
+    import subprocess
+
     promtool = shutil.which("promtool")
     if not promtool:
         return False, "promtool not found (Debian/Ubuntu: apt-get install prometheus); the snippet is unchecked"
