@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import cpu
 from .config import REPO, SECTIONS
 
 FAB = Path(sys.executable).parent / "fab"  # the venv this script runs in
@@ -24,6 +25,7 @@ class OursRun:
     failed: bool = True
     commands: int = 0
     in_sections: float = 0.0  # the sections' own time; the rest is start-up, connecting, the summary
+    cpu_seconds: float = 0.0  # busy CPU of the whole machine (controller and sandbox hosts) during the run
     changed_steps: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()  # summaries of unchanged steps that report something left alone
     # host -> (title, summary, first diff line) of each step the run changed (or a dry run would change)
@@ -43,10 +45,11 @@ def run(config: Path, report: Path, hosts: str = "", dry_run: bool = False) -> O
         command += ["--hosts", hosts]
     if dry_run:
         command.append("--dry-run")
-    started = time.perf_counter()
+    busy, started = cpu.busy_seconds(), time.perf_counter()
     proc = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=900,
                           env={**os.environ, "COLUMNS": "120"})
     result = OursRun(time.perf_counter() - started, proc.returncode, proc.stdout + proc.stderr)
+    result.cpu_seconds = cpu.busy_seconds() - busy
     if report.exists():
         read_report(result, json.loads(report.read_text()))
     return result

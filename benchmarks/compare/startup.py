@@ -37,9 +37,12 @@ def importtime(module: str = "tasks") -> dict[str, float]:
 
 
 def measure(runs: int) -> dict[str, list[float]]:
-    """`inv --list`, `python -c "import tasks"` and `python -c pass` (the interpreter alone), round-robin."""
+    """`inv --list`, the tools' own floors, `import tasks` and `python -c pass` (the interpreter), round-robin."""
     commands = {
         "inv --list": [str(BIN / "inv"), "--list"],
+        # The floors that are not ours: Invoke's and Fabric's own programs, which load no tasks for --version.
+        "inv --version": [str(BIN / "inv"), "--version"],
+        "fab --version": [str(BIN / "fab"), "--version"],
         "python -c 'import tasks'": [sys.executable, "-c", "import tasks"],
         "python -c pass": [sys.executable, "-c", "pass"],
     }
@@ -48,3 +51,17 @@ def measure(runs: int) -> dict[str, list[float]]:
         for name, command in commands.items():
             times[name].append(_once(command))
     return times
+
+
+def startup_hooks() -> list[str]:
+    """The .pth files of this venv that run code at every interpreter start (site(3): lines starting with
+    `import`), e.g. the import hook of a plain `pip install -e .`, which `make venv` avoids (editable_mode=compat).
+    Every timed process pays for them, so the figures say which were there."""
+    import site
+
+    hooks = []
+    for folder in site.getsitepackages():
+        for pth in sorted(Path(folder).glob("*.pth")):
+            if any(line.startswith(("import ", "import\t")) for line in pth.read_text().splitlines()):
+                hooks.append(pth.name)
+    return hooks

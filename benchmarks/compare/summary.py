@@ -7,6 +7,7 @@ import os
 import platform
 import statistics
 
+from . import cpu
 from .config import SECTIONS
 
 
@@ -56,6 +57,9 @@ def print_fleet(r: dict, runs: int) -> None:
 
 def print_startup(times: dict[str, list[float]], tops: dict[str, float], runs: int) -> None:
     print(f"\nStart-up alone (no host), {runs} runs each, alternating")
+    from .startup import startup_hooks
+
+    print(f"  .pth files run at every interpreter start: {', '.join(startup_hooks()) or 'none'}")
     for name, t in times.items():
         print(f"  {name:28} {stats(t)}")
     total = sum(tops.values())
@@ -71,3 +75,10 @@ def print_eight(r: dict, runs: int) -> None:
         many = t[f"ours {n}"]
         print(f"  ours     {n} hosts  {stats(many)}   ({ratio(many, t['ours 1']):.2f}x the 1-host time)")
     print(f"  load average before/after: {r['load'][0]:.1f} / {r['load'][1]:.1f}")
+    # The hosts share the controller's cores: CPU / cores is the least wall time any run of that size can take.
+    print(f"  busy CPU of the whole machine per run (controller and hosts, {cpu.CORES} cores), medians:")
+    for name, used in r["cpu"].items():
+        floor = statistics.median(used) / cpu.CORES
+        print(f"    {name.removeprefix('ours '):>2} host(s)  {statistics.median(used):.2f} CPU-s   "
+              f"-> at least {floor:.2f} s on {cpu.CORES} cores ({floor / statistics.median(t['ours 1']):.2f}x the "
+              "1-host median)")
