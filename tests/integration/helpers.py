@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,6 +33,18 @@ def report(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def assert_no_secret(text: str) -> None:
-    for value in (SECRET, OCR, TOKEN):
+def assert_no_secret(text: str, values: tuple[str, ...] = (SECRET, OCR, TOKEN)) -> None:
+    """None of *values* (by default the secrets the tests hand to the CLI) shows in *text*."""
+    for value in values:
         assert value not in text
+
+
+def wait_for(what, until, timeout: float, every: float = 0.5):
+    """*what()* again every *every* seconds until *until(value)* holds; after *timeout*, one last reading."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = what()
+        if until(value):
+            return value
+        time.sleep(every)
+    return what()

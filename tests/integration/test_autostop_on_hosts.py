@@ -20,7 +20,7 @@ from runbook import gcp
 from runbook.cloud import state
 from testbed import local_api, sandbox
 
-from helpers import REPO, SECRET, inv, report
+from helpers import REPO, SECRET, inv, report, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -70,14 +70,6 @@ def get(url: str, body: dict | None = None) -> int:
         return response.status
 
 
-def wait_for(what, until, timeout: float, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = what()
-        if until(value):
-            return value
-        time.sleep(every)
-    return what()
 
 
 def test_idle_vm_stops_and_a_busy_one_does_not(project: Path):

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from runbook.cloud.context import load_settings
 from runbook.engine.output import Output
 from testbed import local_api, sandbox
 
-from helpers import OCR, REPO, SECRET, TOKEN, inv, report
+from helpers import OCR, REPO, SECRET, TOKEN, inv, report, wait_for
 
 pytestmark = pytest.mark.integration
 HOSTS_TOML = f"""
@@ -61,26 +60,14 @@ def _admin(url: str, path: str, body: dict) -> None:
 def _lb_rows(root: Path, until, seconds: float = 90) -> dict[str, str]:
     """check title -> status of the load balancer's verify rows, polled until *until(rows)* holds."""
     settings, _ = load_settings(root / "hosts.toml")
-    deadline = time.monotonic() + seconds
-    while True:
-        rows = {r.title: r.status for r in lb_verify.report(settings, root, Output(console=Console(file=io.StringIO())))
-                .rows}
-        if until(rows) or time.monotonic() > deadline:
-            return rows
-        time.sleep(1)
+    quiet = Output(console=Console(file=io.StringIO()))
+    return wait_for(lambda: {r.title: r.status for r in lb_verify.report(settings, root, quiet).rows}, until, seconds,
+                    every=1)
 
 
 def _sandbox_host(root: Path, name: str) -> sandbox.SandboxHost:
     address = state.find(root, name)["address"]
     return next(h for h in sandbox.status() if h.address == address)
-
-
-def _poll(read, seconds: float):
-    """*read()* until it gives something, or what it gave last when *seconds* are up."""
-    deadline = time.monotonic() + seconds
-    while not (value := read()) and time.monotonic() < deadline:
-        time.sleep(2)
-    return value
 
 
 def test_three_replicas_behind_one_load_balancer(sandbox_state_dir: Path, tmp_path: Path, monkeypatch):
@@ -111,9 +98,9 @@ def test_three_replicas_behind_one_load_balancer(sandbox_state_dir: Path, tmp_pa
         # Each replica ships its logs under its own host label (its Loki stand-in lists the label's values).
         for name in names:
             replica = _sandbox_host(tmp_path, name)
-            values = _poll(lambda h=replica: json.loads(h.ssh(
+            values = wait_for(lambda h=replica: json.loads(h.ssh(
                 "curl -s http://127.0.0.1:3100/loki/api/v1/label/host/values", timeout=30).stdout or "{}")
-                .get("data"), 90)
+                .get("data"), bool, 90, every=2)
             assert values == [name], (name, values)
         records = state.instances(tmp_path)
         assert len({r["zone"] for r in records}) >= 2 and {r["name"] for r in records} == set(names)
