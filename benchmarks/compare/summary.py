@@ -9,6 +9,7 @@ import statistics
 
 from . import cpu
 from .config import SECTIONS
+from .startup import startup_hooks
 
 
 def stats(times: list[float]) -> str:
@@ -57,8 +58,6 @@ def print_fleet(r: dict, runs: int) -> None:
 
 def print_startup(times: dict[str, list[float]], tops: dict[str, float], runs: int) -> None:
     print(f"\nStart-up alone (no host), {runs} runs each, alternating")
-    from .startup import startup_hooks
-
     print(f"  .pth files run at every interpreter start: {', '.join(startup_hooks()) or 'none'}")
     for name, t in times.items():
         print(f"  {name:28} {stats(t)}")
